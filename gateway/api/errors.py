@@ -1,0 +1,96 @@
+"""The API's one error format, and the handlers that turn every failure into it.
+
+{detailCode, trackingId, messages: [{locale, localeOrigin, text}], causes: []}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from gateway.errors import ApiError, Invalid, describe_validation_error
+
+log = logging.getLogger("gateway.api")
+
+DETAIL_CODES = {
+    400: "400.1 Bad Request Content",
+    401: "401 Unauthorized",
+    403: "403 Forbidden",
+    404: "404 Not found",
+    405: "405 Method Not Allowed",
+    409: "409 Conflict",
+    410: "410 Gone",
+    413: "413 Payload Too Large",
+    415: "415 Unsupported Media Type",
+    429: "429 Too Many Requests",
+    500: "500.0 Internal Fault",
+    503: "503 Service Unavailable",
+}
+
+
+def tracking_id(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("tracking_id", ""))
+
+
+def error_response(request: Request, err: ApiError) -> Response:
+    body = {
+        "detailCode": DETAIL_CODES.get(err.status, f"{err.status}"),
+        "trackingId": tracking_id(request),
+        "messages": [_message(err.message)],
+        "causes": [_message(cause) for cause in err.causes],
+    }
+    return JSONResponse(body, status_code=err.status, headers=err.headers)
+
+
+def _message(text: str) -> dict[str, str]:
+    return {"locale": "en-US", "localeOrigin": "DEFAULT", "text": text}
+
+
+async def handle_api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    if exc.status >= 500:
+        log.error("trackingId=%s %s", tracking_id(request), exc.message)
+    return error_response(request, exc)
+
+
+async def handle_validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ValidationError)
+    causes = describe_validation_error(exc)
+    return error_response(request, Invalid("invalid request body: " + "; ".join(causes)))
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        message = f"no route matches {request.method} {request.url.path}; see openapi/openapi.yaml"
+    elif exc.status_code == 405:
+        message = f"{request.method} is not allowed on {request.url.path}"
+    else:
+        message = str(exc.detail)
+    return error_response(request, ApiError(message, headers=dict(exc.headers or {}), status=exc.status_code))
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("trackingId=%s unhandled error", tracking_id(request))
+    message = "internal error; report the trackingId to the gateway's operators"
+    return error_response(request, ApiError(message, status=500))
+
+
+async def read_json(request: Request) -> Any:
+    """The request body as JSON, or a 400 that says why it is not."""
+    content_type = request.headers.get("content-type", "application/json")
+    if "json" not in content_type:
+        raise ApiError(status=415, message=f"send the body as application/json, not {content_type}")
+    body = await request.body()
+    if not body:
+        raise Invalid("the request body is empty; send a JSON document")
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise Invalid(f"the request body is not valid JSON: {exc}") from None

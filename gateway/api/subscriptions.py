@@ -1,0 +1,83 @@
+"""/trigger-subscriptions: subscribe, change, unsubscribe, and check a filter."""
+
+from __future__ import annotations
+
+from sqlmodel import col, select
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from gateway import subscriptions
+from gateway.api.common import body, list_query, requires, run_list, runtime, total_header
+from gateway.api.errors import read_json
+from gateway.jsonpath_filter import validate_filter
+from gateway.models import Subscription, Trigger
+from gateway.schemas import SubscriptionIn, ValidateFilterIn, subscription_out
+
+MANAGE = "triggers:manage"
+FILTERABLE = {
+    "id": frozenset({"eq", "in"}),
+    "triggerId": frozenset({"eq", "in"}),
+    "type": frozenset({"eq"}),
+}
+COLUMNS = {
+    "id": Subscription.id,
+    "triggerId": Subscription.trigger_id,
+    "type": Subscription.type,
+    "name": Subscription.name,
+    "triggerName": Trigger.name,
+    "created": Subscription.created,
+}
+
+
+@requires(MANAGE)
+async def list_subscriptions(request: Request) -> Response:
+    spec = list_query(request, FILTERABLE, ("name", "triggerId", "triggerName", "created"))
+    query = select(Subscription).join(Trigger, col(Trigger.id) == col(Subscription.trigger_id), isouter=True)
+    async with runtime(request).sessions() as session:
+        rows, total = await run_list(session, query, spec, COLUMNS, [Subscription.created])
+        trigger_ids = {s.trigger_id for s in rows}
+        names_query = select(Trigger.id, Trigger.name).where(col(Trigger.id).in_(trigger_ids))
+        names = dict((await session.execute(names_query)).tuples().all())
+    return JSONResponse(
+        [subscription_out(s, names.get(s.trigger_id)) for s in rows], headers=total_header(total)
+    )
+
+
+@requires(MANAGE)
+async def create_subscription(request: Request) -> Response:
+    spec = await body(request, SubscriptionIn)
+    sub, trigger_name = await subscriptions.create(runtime(request), spec)
+    return JSONResponse(subscription_out(sub, trigger_name), status_code=201)
+
+
+@requires(MANAGE)
+async def get_subscription(request: Request) -> Response:
+    sub, trigger_name = await subscriptions.get(runtime(request), request.path_params["id"])
+    return JSONResponse(subscription_out(sub, trigger_name))
+
+
+@requires(MANAGE)
+async def replace_subscription(request: Request) -> Response:
+    spec = await body(request, SubscriptionIn)
+    sub, name = await subscriptions.replace(runtime(request), request.path_params["id"], spec)
+    return JSONResponse(subscription_out(sub, name))
+
+
+@requires(MANAGE)
+async def patch_subscription(request: Request) -> Response:
+    operations = await read_json(request)
+    sub, name = await subscriptions.patch(runtime(request), request.path_params["id"], operations)
+    return JSONResponse(subscription_out(sub, name))
+
+
+@requires(MANAGE)
+async def delete_subscription(request: Request) -> Response:
+    await subscriptions.delete(runtime(request), request.path_params["id"])
+    return Response(status_code=204)
+
+
+@requires(MANAGE)
+async def validate_subscription_filter(request: Request) -> Response:
+    spec = await body(request, ValidateFilterIn)
+    valid, valid_path, path_exists = validate_filter(spec.filter, spec.input)
+    return JSONResponse({"isValid": valid, "isValidJSONPath": valid_path, "isPathExist": path_exists})

@@ -1,0 +1,109 @@
+"""create_app(settings) -> Starlette: routes, middleware, error handlers, lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute, Mount, Route
+
+from gateway import db, invocations, triggers
+from gateway.api import errors, health, oauth
+from gateway.api import invocations as invocation_api
+from gateway.api import subscriptions as subscription_api
+from gateway.api import triggers as trigger_api
+from gateway.clients import ensure_bootstrap_client
+from gateway.dispatch import create_client
+from gateway.errors import ApiError
+from gateway.middleware import RequestContext
+from gateway.notify import Notifier
+from gateway.queue import InProcessQueue
+from gateway.runtime import Runtime
+from gateway.security import Keys
+from gateway.settings import Settings
+from gateway.sweep import sweep_forever
+
+log = logging.getLogger("gateway")
+
+API_ROUTES: list[BaseRoute] = [
+    Route("/oauth/token", oauth.token, methods=["POST"]),
+    Route("/triggers", trigger_api.list_triggers, methods=["GET"]),
+    Route("/triggers", trigger_api.create_trigger, methods=["POST"]),
+    Route("/triggers/{id}", trigger_api.get_trigger, methods=["GET"]),
+    Route("/triggers/{id}", trigger_api.replace_trigger, methods=["PUT"]),
+    Route("/triggers/{id}", trigger_api.delete_trigger, methods=["DELETE"]),
+    Route("/trigger-subscriptions", subscription_api.list_subscriptions, methods=["GET"]),
+    Route("/trigger-subscriptions", subscription_api.create_subscription, methods=["POST"]),
+    Route(
+        "/trigger-subscriptions/validate-filter",
+        subscription_api.validate_subscription_filter,
+        methods=["POST"],
+    ),
+    Route("/trigger-subscriptions/{id}", subscription_api.get_subscription, methods=["GET"]),
+    Route("/trigger-subscriptions/{id}", subscription_api.replace_subscription, methods=["PUT"]),
+    Route("/trigger-subscriptions/{id}", subscription_api.patch_subscription, methods=["PATCH"]),
+    Route("/trigger-subscriptions/{id}", subscription_api.delete_subscription, methods=["DELETE"]),
+    Route("/trigger-invocations/start", invocation_api.start_invocation, methods=["POST"]),
+    Route("/trigger-invocations/test", invocation_api.test_invocation, methods=["POST"]),
+    Route("/trigger-invocations/status", invocation_api.list_statuses, methods=["GET"]),
+    Route("/trigger-invocations/{id}/status", invocation_api.get_status, methods=["GET"]),
+    Route("/trigger-invocations/{id}/complete", invocation_api.complete_invocation, methods=["POST"]),
+]
+
+# The API is served at / and, identically, under /beta (the SailPoint SDKs' base path).
+ROUTES: list[BaseRoute] = [
+    Route("/health", health.health, methods=["GET"]),
+    *API_ROUTES,
+    Mount("/beta", routes=API_ROUTES),
+]
+
+
+def create_app(settings: Settings) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        engine = db.create_engine(settings.database_url)
+        await db.create_schema(engine)
+        sessions = db.sessionmaker(engine)
+        await ensure_bootstrap_client(sessions, settings)
+        if settings.triggers_file:
+            count = await triggers.load_catalog(sessions, Path(settings.triggers_file))
+            log.info("loaded %d trigger(s) from %s", count, settings.triggers_file)
+        http = create_client(settings.dispatch_concurrency)
+        rt = Runtime(
+            settings=settings,
+            sessions=sessions,
+            keys=Keys(settings.signing_keys),
+            queue=InProcessQueue(settings.dispatch_concurrency),
+            notifier=Notifier(),
+            http=http,
+        )
+        app.state.runtime = rt
+        await rt.queue.start(lambda invocation_id: invocations.dispatch_one(rt, invocation_id))
+        sweeper = asyncio.create_task(sweep_forever(rt), name="sweep")
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            await asyncio.gather(sweeper, return_exceptions=True)
+            await rt.queue.stop()
+            await http.aclose()
+            await engine.dispose()
+
+    return Starlette(
+        routes=ROUTES,
+        middleware=[Middleware(RequestContext, max_body_bytes=settings.max_body_bytes)],
+        exception_handlers={
+            ApiError: errors.handle_api_error,
+            ValidationError: errors.handle_validation_error,
+            HTTPException: errors.handle_http_exception,
+            Exception: errors.handle_unexpected,
+        },
+        lifespan=lifespan,
+    )

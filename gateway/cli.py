@@ -1,0 +1,40 @@
+"""The ``gateway`` command: serve (and, later, worker and migrate)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import uvicorn
+
+from gateway.app import create_app
+from gateway.settings import Settings, SettingsError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="gateway", description="Request-response trigger gateway")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the API and the in-process dispatcher")
+    serve.add_argument("--host", help="address to listen on (default: GATEWAY_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: GATEWAY_PORT or 8080)")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    host = args.host or settings.host
+    port = args.port if args.port is not None else settings.port
+    print(f"gateway: serving on http://{host}:{port} (database {settings.database_url})", file=sys.stderr)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""One HTTP delivery: build the request, send it within the time limit, classify the answer.
+
+Nothing here touches the database; invocations.py turns the Outcome into a state change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import aiohttp
+import httpx
+from httpx_aiohttp import AiohttpTransport
+
+from gateway import jsonschemas
+
+USER_AGENT = "trigger-gateway/0.1"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    mode: str  # SYNC | ASYNC | DYNAMIC
+    fire_and_forget: bool
+    output_schema: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: Literal["completed", "awaiting", "failed"]
+    output: Any = None
+    error: str | None = None
+
+
+def failed(error: str) -> Outcome:
+    return Outcome("failed", error=error)
+
+
+def create_client(max_connections: int) -> httpx.AsyncClient:
+    """httpx's API on aiohttp's connection pool (httpx's own pool degrades badly with many
+    requests in flight: encode/httpx#3215). No per-host limit, so one slow subscriber
+    cannot take the connections another needs."""
+
+    def session() -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0)
+        return aiohttp.ClientSession(connector=connector)
+
+    transport = AiohttpTransport(client=session)
+    return httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False)
+
+
+async def deliver(
+    client: httpx.AsyncClient, delivery: Delivery, *, time_limit: float, max_bytes: int
+) -> Outcome:
+    try:
+        async with asyncio.timeout(time_limit):
+            status, body = await _post(client, delivery, max_bytes)
+    except TimeoutError:
+        return failed(f"no answer from {delivery.url} within {time_limit:g} s")
+    except _TooLarge:
+        return failed(f"the subscriber's answer is larger than {max_bytes} bytes")
+    except httpx.HTTPError as exc:
+        return failed(f"could not deliver to {delivery.url}: {type(exc).__name__}: {exc}")
+    return classify(delivery, status, body)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _post(client: httpx.AsyncClient, delivery: Delivery, max_bytes: int) -> tuple[int, bytes]:
+    request = client.build_request("POST", delivery.url, content=delivery.body, headers=delivery.headers)
+    response = await client.send(request, stream=True)
+    try:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > max_bytes:
+                raise _TooLarge
+            chunks.append(chunk)
+        return response.status_code, b"".join(chunks)
+    finally:
+        await response.aclose()
+
+
+def classify(delivery: Delivery, status: int, body: bytes) -> Outcome:
+    """The answer table of DESIGN.md."""
+    if not 200 <= status < 300:
+        hint = " (redirects are not followed)" if 300 <= status < 400 else ""
+        return failed(f"the subscriber answered HTTP {status}{hint}")
+    if delivery.fire_and_forget:
+        return Outcome("completed")
+    if delivery.mode == "ASYNC":
+        if status not in (200, 202):
+            return failed(f"the subscriber answered HTTP {status}; ASYNC expects 200 with {{}}")
+        return Outcome("awaiting")
+    if delivery.mode == "DYNAMIC" and status == 202:
+        return Outcome("awaiting")
+    if status != 200:
+        expected = "200 with the output or 202" if delivery.mode == "DYNAMIC" else "200 with the output"
+        return failed(f"the subscriber answered HTTP {status}; {delivery.mode} expects {expected}")
+    return output_outcome(body, delivery.output_schema)
+
+
+def output_outcome(body: bytes, schema: dict[str, Any] | None) -> Outcome:
+    try:
+        output = json.loads(body)
+    except (ValueError, RecursionError):
+        return failed("the subscriber's answer is not JSON" + (" (empty body)" if not body else ""))
+    problems = jsonschemas.validate(schema, output)
+    if problems:
+        return failed("the output does not match the trigger's outputSchema: " + "; ".join(problems))
+    return Outcome("completed", output=output)

@@ -1,0 +1,342 @@
+"""Use-cases of an invocation: start, test, dispatch, complete, expire. The state machine.
+
+Every transition is a conditional UPDATE (... WHERE status = <expected>), so a retry, a second
+worker and a late callback can never all win.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import CursorResult, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from gateway import dispatch, jsonschemas
+from gateway.errors import Conflict, Forbidden, Gone, Invalid, NotFound
+from gateway.jsonpath_filter import compile_filter
+from gateway.models import (
+    AuthType,
+    Invocation,
+    InvocationType,
+    Status,
+    Subscription,
+    Trigger,
+    TriggerType,
+    utcnow,
+)
+from gateway.runtime import Runtime
+from gateway.schemas import parse_deadline, timestamp
+
+log = logging.getLogger("gateway.invocations")
+
+# A PENDING invocation not claimed this long after it was queued is queued again.
+REQUEUE_AFTER = timedelta(seconds=5)
+# A DISPATCHING invocation older than the time limit plus this was cut off by a crash.
+STRANDED_GRACE = timedelta(seconds=5)
+# Deliveries cut off this often are not tried again.
+MAX_ATTEMPTS = 5
+
+
+async def start(
+    rt: Runtime,
+    trigger_id: str,
+    input: dict[str, Any] | None,
+    content_json: dict[str, Any],
+    *,
+    test: bool = False,
+    subscription_ids: Sequence[str] | None = None,
+) -> list[Invocation]:
+    """Create one invocation per matching subscription, commit, then queue their delivery."""
+    async with rt.sessions() as session:
+        trigger = await session.get(Trigger, trigger_id)
+        if trigger is None:
+            raise NotFound(f"trigger {trigger_id!r} does not exist; GET /triggers lists them")
+        if input is None:
+            if trigger.example_input is None:
+                raise Invalid(f"give an input: trigger {trigger_id!r} has no exampleInput")
+            input = trigger.example_input
+        problems = jsonschemas.validate(trigger.input_schema, input)
+        if problems:
+            raise Invalid("input does not match the trigger's inputSchema", causes=problems)
+        subscriptions = await _subscriptions_for(session, trigger, test, subscription_ids)
+        now = utcnow()
+        invocations = [
+            Invocation(
+                id=str(uuid.uuid4()),
+                trigger_id=trigger.id,
+                trigger_type=trigger.type,
+                subscription_id=sub.id,
+                subscription_name=sub.name,
+                dispatch_mode=sub.dispatch_mode,
+                type=InvocationType.TEST if test else InvocationType.REAL_TIME,
+                status=Status.PENDING,
+                input=input,
+                content_json=content_json,
+                created=now,
+                deadline=now + parse_deadline(sub.response_deadline),
+                queued_at=now,
+            )
+            for sub in subscriptions
+            if _matches(sub, input)
+        ]
+        session.add_all(invocations)
+        await session.commit()
+    await rt.queue.enqueue(inv.id for inv in invocations)
+    return invocations
+
+
+async def _subscriptions_for(
+    session: AsyncSession, trigger: Trigger, test: bool, ids: Sequence[str] | None
+) -> Sequence[Subscription]:
+    query = select(Subscription).where(col(Subscription.trigger_id) == trigger.id)
+    if not test:
+        query = query.where(col(Subscription.enabled))
+    if ids is not None:
+        query = query.where(col(Subscription.id).in_(ids))
+    subscriptions = (await session.execute(query.order_by(col(Subscription.created)))).scalars().all()
+    if ids is not None:
+        missing = set(ids) - {sub.id for sub in subscriptions}
+        if missing:
+            raise Invalid(
+                f"no subscription of trigger {trigger.id!r} has the id(s) {', '.join(sorted(missing))}"
+            )
+    return subscriptions
+
+
+def _matches(sub: Subscription, input: dict[str, Any]) -> bool:
+    return sub.filter is None or compile_filter(sub.filter).matches(input)
+
+
+async def dispatch_one(rt: Runtime, invocation_id: str) -> None:
+    """Claim a PENDING invocation, deliver it, record the outcome. Safe to call twice."""
+    now = utcnow()
+    async with rt.sessions() as session:
+        claimed = await _transition(
+            session,
+            invocation_id,
+            {Status.PENDING},
+            status=Status.DISPATCHING,
+            dispatched_at=now,
+            attempts=col(Invocation.attempts) + 1,
+        )
+        if not claimed:
+            return
+        await session.commit()
+        inv = await session.get(Invocation, invocation_id)
+        assert inv is not None
+        sub = await session.get(Subscription, inv.subscription_id)
+        trigger = await session.get(Trigger, inv.trigger_id)
+    if sub is None:
+        outcome = dispatch.failed("the subscription was deleted before delivery")
+    else:
+        try:
+            delivery = _delivery(rt, inv, sub, trigger)
+        except ValueError as exc:  # a credential that no configured key decrypts
+            outcome = dispatch.failed(str(exc))
+        else:
+            outcome = await dispatch.deliver(
+                rt.http,
+                delivery,
+                time_limit=rt.settings.response_timeout,
+                max_bytes=rt.settings.max_response_bytes,
+            )
+    await _record(rt, inv, outcome)
+
+
+def _delivery(rt: Runtime, inv: Invocation, sub: Subscription, trigger: Trigger | None) -> dispatch.Delivery:
+    fire_and_forget = inv.trigger_type == TriggerType.FIRE_AND_FORGET
+    metadata: dict[str, Any] = {
+        "responseMode": inv.dispatch_mode.lower(),
+        "triggerId": inv.trigger_id,
+        "triggerType": "fireAndForget" if fire_and_forget else "requestResponse",
+        "invocationId": inv.id,
+        "deadline": timestamp(inv.deadline),
+    }
+    if not fire_and_forget:
+        metadata["callbackURL"] = callback_url(rt, inv.id)
+        metadata["secret"] = rt.keys.callback_secret(inv.id)
+    body = {**(inv.input or {}), "_metadata": metadata}
+    headers = {"content-type": "application/json", "user-agent": dispatch.USER_AGENT}
+    if sub.auth_type == AuthType.BASIC_AUTH and sub.credential is not None:
+        pair = f"{sub.basic_user}:{rt.keys.decrypt(sub.credential)}".encode()
+        headers["authorization"] = "Basic " + base64.b64encode(pair).decode()
+    elif sub.auth_type == AuthType.BEARER_TOKEN and sub.credential is not None:
+        headers["authorization"] = "Bearer " + rt.keys.decrypt(sub.credential)
+    return dispatch.Delivery(
+        url=sub.url,
+        headers=headers,
+        body=json.dumps(body, separators=(",", ":")).encode(),
+        mode=inv.dispatch_mode,
+        fire_and_forget=fire_and_forget,
+        output_schema=trigger.output_schema if trigger else None,
+    )
+
+
+def callback_url(rt: Runtime, invocation_id: str) -> str:
+    return f"{rt.settings.public_url.rstrip('/')}/beta/trigger-invocations/{invocation_id}/complete"
+
+
+async def _record(rt: Runtime, inv: Invocation, outcome: dispatch.Outcome) -> None:
+    now = utcnow()
+    values: dict[str, Any]
+    if outcome.kind == "awaiting":
+        values = {"status": Status.AWAITING_CALLBACK}
+    elif outcome.kind == "completed":
+        values = {"status": Status.COMPLETED, "output": outcome.output, "completed": now}
+    else:
+        values = {"status": Status.FAILED, "error": outcome.error, "completed": now}
+    async with rt.sessions() as session:
+        # A callback may have completed it while we waited for the acknowledgement.
+        changed = await _transition(session, inv.id, {Status.DISPATCHING}, **values)
+        await session.commit()
+    if changed and outcome.kind != "awaiting":
+        rt.notifier.notify([inv.id])
+    log.info(
+        "invocation=%s subscription=%s outcome=%s%s",
+        inv.id,
+        inv.subscription_id,
+        outcome.kind,
+        f" error={outcome.error!r}" if outcome.error else "",
+    )
+
+
+async def complete(rt: Runtime, invocation_id: str, secret: str, output: Any, error: str | None) -> None:
+    """A subscriber's callback. Idempotent: the same completion twice is accepted twice."""
+    digest = _completion_digest(output, error)
+    async with rt.sessions() as session:
+        inv = await session.get(Invocation, invocation_id)
+        if inv is None:
+            raise NotFound(f"invocation {invocation_id} does not exist")
+        if not rt.keys.check_callback_secret(inv.id, secret):
+            raise Forbidden("the secret does not match this invocation; use _metadata.secret")
+        _check_can_complete(inv, digest)
+        if Status(inv.status).terminal:
+            return  # the same completion again
+        if utcnow() >= inv.deadline:
+            await expire_due(rt)
+            raise Gone(f"the deadline {timestamp(inv.deadline)} has passed")
+        if error is not None:
+            values: dict[str, Any] = {"status": Status.FAILED, "error": f"the subscriber reported: {error}"}
+        else:
+            trigger = await session.get(Trigger, inv.trigger_id)
+            schema = trigger.output_schema if trigger else None
+            problems = (
+                jsonschemas.validate(schema, output) if output is not None else ["$: output is required"]
+            )
+            if problems:
+                raise Invalid(
+                    "output does not match the trigger's outputSchema; correct it and send it again "
+                    f"before {timestamp(inv.deadline)}",
+                    causes=problems,
+                )
+            values = {"status": Status.COMPLETED, "output": output}
+        changed = await _transition(
+            session,
+            inv.id,
+            {Status.DISPATCHING, Status.AWAITING_CALLBACK},
+            completed=utcnow(),
+            completion_digest=digest,
+            **values,
+        )
+        await session.commit()
+        if not changed:
+            # Someone else moved it first: judge this callback against what they did.
+            await session.refresh(inv)
+            _check_can_complete(inv, digest)
+    rt.notifier.notify([invocation_id])
+
+
+def _check_can_complete(inv: Invocation, digest: str) -> None:
+    status = Status(inv.status)
+    if status.terminal:
+        if inv.completion_digest == digest:
+            return
+        if status == Status.EXPIRED:
+            raise Gone(f"the deadline {timestamp(inv.deadline)} has passed; the invocation expired")
+        raise Conflict(f"the invocation is already {status.value.lower()}")
+    if inv.trigger_type == TriggerType.FIRE_AND_FORGET or inv.dispatch_mode == "SYNC":
+        raise Conflict("this invocation does not take a callback: its subscription answers synchronously")
+    if status == Status.PENDING:
+        raise Conflict("the invocation has not been delivered yet")
+
+
+def _completion_digest(output: Any, error: str | None) -> str:
+    canonical = json.dumps({"output": output, "error": error}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def expire_due(rt: Runtime) -> list[str]:
+    """Mark EXPIRED every invocation still awaiting its callback past its deadline."""
+    now = utcnow()
+    async with rt.sessions() as session:
+        result = await session.execute(
+            update(Invocation)
+            .where(col(Invocation.status) == Status.AWAITING_CALLBACK)
+            .where(col(Invocation.deadline) <= now)
+            .values(status=Status.EXPIRED, completed=now, error="no callback before the deadline")
+            .returning(col(Invocation.id))
+        )
+        expired = list(result.scalars().all())
+        await session.commit()
+    if expired:
+        rt.notifier.notify(expired)
+        log.info("expired %d invocation(s) past their deadline", len(expired))
+    return expired
+
+
+async def requeue_due(rt: Runtime) -> list[str]:
+    """Queue again what a crash or a lost message left behind."""
+    now = utcnow()
+    stranded_before = now - timedelta(seconds=rt.settings.response_timeout) - STRANDED_GRACE
+    stranded = (
+        update(Invocation)
+        .where(col(Invocation.status) == Status.DISPATCHING)
+        .where(col(Invocation.dispatched_at) < stranded_before)
+    )
+    async with rt.sessions() as session:
+        gave_up = await session.execute(
+            stranded.where(col(Invocation.attempts) >= MAX_ATTEMPTS)
+            .values(
+                status=Status.FAILED,
+                completed=now,
+                error=f"delivery was interrupted {MAX_ATTEMPTS} times; not trying again",
+            )
+            .returning(col(Invocation.id))
+        )
+        failed_ids = list(gave_up.scalars().all())
+        await session.execute(stranded.values(status=Status.PENDING, queued_at=now - REQUEUE_AFTER))
+        result = await session.execute(
+            update(Invocation)
+            .where(col(Invocation.status) == Status.PENDING)
+            .where(col(Invocation.queued_at) <= now - REQUEUE_AFTER)
+            .values(queued_at=now)
+            .returning(col(Invocation.id))
+        )
+        due = list(result.scalars().all())
+        await session.commit()
+    rt.notifier.notify(failed_ids)
+    if due:
+        log.info("re-queued %d invocation(s) found pending", len(due))
+        await rt.queue.enqueue(due)
+    return due
+
+
+async def _transition(
+    session: AsyncSession, invocation_id: str, expected: Iterable[Status], **values: Any
+) -> bool:
+    result = await session.execute(
+        update(Invocation)
+        .where(col(Invocation.id) == invocation_id)
+        .where(col(Invocation.status).in_([s.value for s in expected]))
+        .values(**values)
+    )
+    assert isinstance(result, CursorResult)
+    return result.rowcount == 1

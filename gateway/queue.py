@@ -1,0 +1,60 @@
+"""How a due invocation reaches dispatch(): one small interface, an in-process implementation.
+
+The queue only makes delivery prompt; the database stays the source of truth, and the sweep
+re-queues anything a queue lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Protocol
+
+log = logging.getLogger("gateway.queue")
+
+Handler = Callable[[str], Awaitable[None]]
+
+
+class DispatchQueue(Protocol):
+    async def enqueue(self, invocation_ids: Iterable[str]) -> None: ...
+    async def start(self, handler: Handler) -> None: ...
+    async def stop(self) -> None: ...
+
+
+class InProcessQueue:
+    """A fixed pool of worker tasks: at most ``concurrency`` deliveries in flight, and an id
+    already waiting is not queued twice."""
+
+    def __init__(self, concurrency: int) -> None:
+        self._concurrency = concurrency
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._waiting: set[str] = set()
+        self._workers: list[asyncio.Task[None]] = []
+
+    async def enqueue(self, invocation_ids: Iterable[str]) -> None:
+        for invocation_id in invocation_ids:
+            if invocation_id not in self._waiting:
+                self._waiting.add(invocation_id)
+                self._queue.put_nowait(invocation_id)
+
+    async def start(self, handler: Handler) -> None:
+        self._workers = [
+            asyncio.create_task(self._work(handler), name=f"dispatch-{i}") for i in range(self._concurrency)
+        ]
+
+    async def stop(self) -> None:
+        for task in self._workers:
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
+
+    async def _work(self, handler: Handler) -> None:
+        while True:
+            invocation_id = await self._queue.get()
+            self._waiting.discard(invocation_id)
+            try:
+                await handler(invocation_id)
+            except Exception:
+                # The invocation stays in the database; the sweep will retry it.
+                log.exception("dispatch of invocation %s failed", invocation_id)

@@ -1,0 +1,23 @@
+"""Everything a use-case needs, built once per process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+from gateway.db import Sessions
+from gateway.notify import Notifier
+from gateway.queue import DispatchQueue
+from gateway.security import Keys
+from gateway.settings import Settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    sessions: Sessions
+    keys: Keys
+    queue: DispatchQueue
+    notifier: Notifier
+    http: httpx.AsyncClient

@@ -1,0 +1,214 @@
+"""The wire format: request bodies (validated with pydantic) and response documents.
+
+Field names follow the SailPoint Event Trigger Service beta API exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import isodate
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from gateway.models import Invocation, Status, Subscription, Trigger, TriggerType
+
+Name = Field(min_length=1, max_length=255)
+JsonObject = dict[str, Any]
+
+
+class WireModel(BaseModel):
+    # Clients (SailPoint SDKs among them) send back whole documents with read-only fields.
+    model_config = ConfigDict(extra="ignore")
+
+
+class TriggerIn(WireModel):
+    id: str = Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9:._\-]+$")
+    name: str = Name
+    type: TriggerType
+    description: str | None = Field(default=None, max_length=4000)
+    inputSchema: JsonObject | str | None = None
+    exampleInput: JsonObject | None = None
+    outputSchema: JsonObject | str | None = None
+    exampleOutput: JsonObject | None = None
+
+    @field_validator("inputSchema", "outputSchema")
+    @classmethod
+    def _schema_as_object(cls, value: JsonObject | str | None) -> JsonObject | str | None:
+        # SailPoint sends schemas as JSON strings; accept those and plain objects alike.
+        if isinstance(value, str):
+            try:
+                parsed = json.loads(value)
+            except ValueError as exc:
+                raise ValueError(f"not a JSON document: {exc}") from None
+            if not isinstance(parsed, dict):
+                raise ValueError("a JSON Schema must be a JSON object")
+            return parsed
+        return value
+
+
+class BasicAuthConfig(WireModel):
+    userName: str = Field(min_length=1, max_length=255)
+    password: str | None = Field(default=None, max_length=4096)
+
+
+class BearerTokenAuthConfig(WireModel):
+    bearerToken: str | None = Field(default=None, max_length=8192)
+
+
+class HttpConfig(WireModel):
+    url: str = Field(min_length=1, max_length=2048)
+    httpDispatchMode: Literal["SYNC", "ASYNC", "DYNAMIC"] = "SYNC"
+    httpAuthenticationType: Literal["NO_AUTH", "BASIC_AUTH", "BEARER_TOKEN"] = "NO_AUTH"
+    basicAuthConfig: BasicAuthConfig | None = None
+    bearerTokenAuthConfig: BearerTokenAuthConfig | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")) or len(value.split("://", 1)[1]) < 1:
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+
+class SubscriptionIn(WireModel):
+    """Body of PUT (and, with triggerId, of POST)."""
+
+    triggerId: str | None = Field(default=None, min_length=1, max_length=255)
+    name: str = Name
+    description: str | None = Field(default=None, max_length=4000)
+    type: Literal["HTTP"] = "HTTP"
+    enabled: bool = True
+    responseDeadline: str = Field(default="PT1H", max_length=64)
+    filter: str | None = Field(default=None, max_length=4096)
+    httpConfig: HttpConfig
+
+
+class StartInvocationIn(WireModel):
+    triggerId: str = Field(min_length=1, max_length=255)
+    input: JsonObject
+    contentJson: JsonObject = Field(default_factory=dict)
+
+
+class TestInvocationIn(WireModel):
+    triggerId: str = Field(min_length=1, max_length=255)
+    input: JsonObject | None = None
+    contentJson: JsonObject = Field(default_factory=dict)
+    subscriptionIds: list[str] | None = Field(default=None, max_length=50)
+
+
+class CompleteInvocationIn(WireModel):
+    secret: str = Field(min_length=1, max_length=512)
+    output: Any = None
+    error: str | None = Field(default=None, max_length=4000)
+
+
+class ValidateFilterIn(WireModel):
+    input: JsonObject
+    filter: str = Field(min_length=1, max_length=4096)
+
+
+def parse_deadline(text: str, maximum: str | None = None) -> timedelta:
+    """An ISO-8601 duration such as PT1H, positive and at most ``maximum``."""
+    try:
+        value = isodate.parse_duration(text)
+    except (isodate.ISO8601Error, ValueError):
+        raise ValueError(f"responseDeadline {text!r} is not an ISO-8601 duration such as PT1H") from None
+    if not isinstance(value, timedelta):
+        raise ValueError(
+            f"responseDeadline {text!r} uses years or months; use days, hours, minutes or seconds"
+        )
+    limit = parse_deadline(maximum) if maximum else timedelta.max
+    if value <= timedelta(0) or value > limit:
+        raise ValueError(f"responseDeadline must be positive and at most {maximum}, not {text}")
+    return value
+
+
+def timestamp(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def trigger_out(trigger: Trigger) -> JsonObject:
+    return {
+        "id": trigger.id,
+        "name": trigger.name,
+        "type": trigger.type,
+        "description": trigger.description,
+        # SDK clients expect the schemas as JSON strings.
+        "inputSchema": _schema_string(trigger.input_schema),
+        "exampleInput": trigger.example_input,
+        "outputSchema": _schema_string(trigger.output_schema),
+        "exampleOutput": trigger.example_output,
+    }
+
+
+def _schema_string(schema: JsonObject | None) -> str | None:
+    return None if schema is None else json.dumps(schema, separators=(",", ":"))
+
+
+def subscription_out(sub: Subscription, trigger_name: str | None) -> JsonObject:
+    http_config: JsonObject = {
+        "url": sub.url,
+        "httpDispatchMode": sub.dispatch_mode,
+        "httpAuthenticationType": sub.auth_type,
+        "basicAuthConfig": None,
+        "bearerTokenAuthConfig": None,
+    }
+    # Credentials are write-only: the user name is shown, secrets never are.
+    if sub.auth_type == "BASIC_AUTH":
+        http_config["basicAuthConfig"] = {"userName": sub.basic_user, "password": None}
+    elif sub.auth_type == "BEARER_TOKEN":
+        http_config["bearerTokenAuthConfig"] = {"bearerToken": None}
+    return {
+        "id": sub.id,
+        "triggerId": sub.trigger_id,
+        "triggerName": trigger_name,
+        "type": "HTTP",
+        "name": sub.name,
+        "description": sub.description,
+        "enabled": sub.enabled,
+        "responseDeadline": sub.response_deadline,
+        "filter": sub.filter,
+        "httpConfig": http_config,
+        "created": timestamp(sub.created),
+        "modified": timestamp(sub.modified),
+    }
+
+
+def invocation_out(inv: Invocation, secret: str | None) -> JsonObject:
+    return {
+        "id": inv.id,
+        "triggerId": inv.trigger_id,
+        "secret": secret,
+        "contentJson": inv.content_json or {},
+    }
+
+
+def status_out(inv: Invocation) -> JsonObject:
+    status = Status(inv.status)
+    complete: JsonObject | None = None
+    if status.terminal:
+        error = {"locale": "en-US", "message": inv.error} if inv.error else None
+        complete = {"localizedError": error, "output": inv.output}
+    return {
+        "id": inv.id,
+        "triggerId": inv.trigger_id,
+        "subscriptionId": inv.subscription_id,
+        "subscriptionName": inv.subscription_name,
+        "type": inv.type,
+        "created": timestamp(inv.created),
+        "completed": timestamp(inv.completed),
+        "startInvocationInput": {
+            "triggerId": inv.trigger_id,
+            "input": inv.input,
+            "contentJson": inv.content_json or {},
+        },
+        "completeInvocationInput": complete,
+        # Extensions: the lifecycle state, the callback deadline and delivery attempts.
+        "status": inv.status,
+        "deadline": timestamp(inv.deadline),
+        "attempts": inv.attempts,
+    }

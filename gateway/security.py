@@ -1,0 +1,86 @@
+"""Secrets: client secret hashes, access tokens, callback secrets, credentials at rest.
+
+Everything derives from GATEWAY_SECRET_KEY (a comma-separated list: the first key signs and
+encrypts, every key verifies and decrypts, so keys rotate without breaking callbacks in flight).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from itsdangerous import BadSignature, Signer, URLSafeTimedSerializer
+
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+
+
+def hash_secret(secret: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(secret.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P)
+    return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+def verify_secret(secret: str, stored: str) -> bool:
+    try:
+        scheme, salt_hex, digest_hex = stored.split("$")
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    digest = hashlib.scrypt(secret.encode(), salt=bytes.fromhex(salt_hex), n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P)
+    return hmac.compare_digest(digest, bytes.fromhex(digest_hex))
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    client_id: str
+    scopes: frozenset[str]
+
+
+class Keys:
+    """The gateway's signing and encryption keys, oldest first as itsdangerous expects."""
+
+    def __init__(self, signing_keys: list[str]) -> None:
+        self._callback = Signer(signing_keys, salt="trigger-gateway.callback")
+        self._tokens = URLSafeTimedSerializer(signing_keys, salt="trigger-gateway.token")
+        self._fernet = MultiFernet([_fernet(k) for k in reversed(signing_keys)])
+
+    # Callback secrets are a signature over the invocation id: nothing to store or look up.
+    def callback_secret(self, invocation_id: str) -> str:
+        return self._callback.get_signature(invocation_id).decode()
+
+    def check_callback_secret(self, invocation_id: str, secret: str) -> bool:
+        return self._callback.verify_signature(invocation_id, secret.encode())
+
+    def issue_token(self, client_id: str, scopes: frozenset[str]) -> str:
+        return self._tokens.dumps({"sub": client_id, "scp": sorted(scopes)})
+
+    def read_token(self, token: str, max_age: int) -> TokenClaims | None:
+        try:
+            data = self._tokens.loads(token, max_age=max_age)
+        except BadSignature:  # also covers expired tokens
+            return None
+        if not isinstance(data, dict):
+            return None
+        return TokenClaims(client_id=str(data["sub"]), scopes=frozenset(data["scp"]))
+
+    def encrypt(self, plaintext: str) -> str:
+        return self._fernet.encrypt(plaintext.encode()).decode()
+
+    def decrypt(self, ciphertext: str) -> str:
+        try:
+            return self._fernet.decrypt(ciphertext.encode()).decode()
+        except InvalidToken:
+            raise ValueError(
+                "stored credential cannot be decrypted: was GATEWAY_SECRET_KEY changed "
+                "without keeping the old key in the list?"
+            ) from None
+
+
+def _fernet(key: str) -> Fernet:
+    derived = hashlib.sha256(b"trigger-gateway.credentials:" + key.encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(derived))

@@ -1,0 +1,103 @@
+"""One Settings object, read from ``GATEWAY_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+PREFIX = "GATEWAY_"
+
+
+class SettingsError(ValueError):
+    """A setting has a value the gateway cannot use; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite+aiosqlite:///./gateway.db"
+    # Total time a subscriber has to answer a delivery (connect + response), in seconds.
+    response_timeout: float = 10.0
+    # Base URL subscribers use to reach this gateway; callbackURL is built from it.
+    public_url: str = "http://127.0.0.1:8080"
+    # Signs callback secrets and access tokens. Comma-separated: the first signs, all verify.
+    secret_key: str = ""
+    secret_key_file: str = ".gateway-secret-key"
+    max_body_bytes: int = 1024 * 1024
+    # Largest answer body read from a subscriber; bigger answers fail the invocation.
+    max_response_bytes: int = 1024 * 1024
+    max_response_deadline: str = "P30D"
+    dispatch_concurrency: int = 512
+    # How often the sweep looks for passed deadlines and stranded deliveries, in seconds.
+    sweep_interval: float = 0.5
+    token_ttl: int = 3600
+    bootstrap_client_id: str = ""
+    bootstrap_client_secret: str = ""
+    triggers_file: str = ""
+    log_level: str = "INFO"
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(PREFIX + f.name.upper())
+            if raw is not None:
+                values[f.name] = _convert(f.name, f.type, raw)
+        values.update(overrides)
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        if self.response_timeout <= 0:
+            raise SettingsError("GATEWAY_RESPONSE_TIMEOUT must be a positive number of seconds")
+        if self.max_body_bytes < 1024:
+            raise SettingsError("GATEWAY_MAX_BODY_BYTES must be at least 1024")
+        if self.dispatch_concurrency < 1:
+            raise SettingsError("GATEWAY_DISPATCH_CONCURRENCY must be at least 1")
+        if self.sweep_interval <= 0:
+            raise SettingsError("GATEWAY_SWEEP_INTERVAL must be a positive number of seconds")
+        if not self.public_url.startswith(("http://", "https://")):
+            raise SettingsError("GATEWAY_PUBLIC_URL must start with http:// or https://")
+        if bool(self.bootstrap_client_id) != bool(self.bootstrap_client_secret):
+            raise SettingsError(
+                "set both GATEWAY_BOOTSTRAP_CLIENT_ID and GATEWAY_BOOTSTRAP_CLIENT_SECRET, or neither"
+            )
+
+    @property
+    def signing_keys(self) -> list[str]:
+        """Keys for itsdangerous, oldest first (itsdangerous signs with the last one)."""
+        keys = [k.strip() for k in self.secret_key.split(",") if k.strip()]
+        if not keys:
+            keys = [_key_from_file(Path(self.secret_key_file))]
+        return list(reversed(keys))
+
+
+def _convert(name: str, type_name: object, raw: str) -> object:
+    try:
+        if type_name in ("int", int):
+            return int(raw)
+        if type_name in ("float", float):
+            return float(raw)
+    except ValueError:
+        raise SettingsError(f"{PREFIX}{name.upper()} must be a number, got {raw!r}") from None
+    return raw
+
+
+def _key_from_file(path: Path) -> str:
+    """Without GATEWAY_SECRET_KEY, keep a generated key in a private file so restarts
+    keep callbacks and tokens valid."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        key = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(key)
+        return key

@@ -1,0 +1,163 @@
+"""Use-cases of subscriptions: subscribe, change, unsubscribe. Credentials are write-only."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import jsonpatch
+from pydantic import ValidationError
+from sqlalchemy import func, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from gateway.errors import Invalid, NotFound, describe_validation_error
+from gateway.jsonpath_filter import FilterSyntaxError, compile_filter
+from gateway.models import AuthType, Subscription, Trigger, TriggerType, utcnow
+from gateway.runtime import Runtime
+from gateway.schemas import SubscriptionIn, parse_deadline, subscription_out
+
+MAX_SUBSCRIPTIONS = {TriggerType.REQUEST_RESPONSE: 1, TriggerType.FIRE_AND_FORGET: 50}
+IMMUTABLE_PATHS = ("/id", "/triggerId", "/triggerName", "/type", "/created", "/modified")
+MAX_PATCH_OPERATIONS = 50
+
+
+async def create(rt: Runtime, spec: SubscriptionIn) -> tuple[Subscription, str]:
+    if spec.triggerId is None:
+        raise Invalid("triggerId is required; GET /triggers lists the triggers")
+    async with rt.sessions() as session:
+        trigger = await _lock_trigger(session, spec.triggerId)
+        limit = MAX_SUBSCRIPTIONS[TriggerType(trigger.type)]
+        count_query = select(func.count()).where(col(Subscription.trigger_id) == trigger.id)
+        if (await session.execute(count_query)).scalar_one() >= limit:
+            raise Invalid(
+                f"trigger {trigger.id!r} is {trigger.type} and already has {limit} subscription(s), "
+                "its maximum; delete one or change it with PUT"
+            )
+        now = utcnow()
+        sub = Subscription(
+            id=str(uuid.uuid4()),
+            trigger_id=trigger.id,
+            created=now,
+            modified=now,
+            name="",
+            url="",
+            dispatch_mode="",
+        )
+        _apply(rt, sub, spec)
+        session.add(sub)
+        await session.commit()
+    return sub, trigger.name
+
+
+async def _lock_trigger(session: AsyncSession, trigger_id: str) -> Trigger:
+    # A no-op write takes the trigger's row lock (SQLite: the write lock), so two concurrent
+    # subscribes cannot both pass the count check.
+    await session.execute(update(Trigger).where(col(Trigger.id) == trigger_id).values(id=trigger_id))
+    trigger = await session.get(Trigger, trigger_id)
+    if trigger is None:
+        raise Invalid(f"trigger {trigger_id!r} does not exist; GET /triggers lists the triggers")
+    return trigger
+
+
+def _apply(rt: Runtime, sub: Subscription, spec: SubscriptionIn) -> None:
+    try:
+        parse_deadline(spec.responseDeadline, rt.settings.max_response_deadline)
+    except ValueError as exc:
+        raise Invalid(str(exc)) from None
+    if spec.filter is not None:
+        try:
+            compile_filter(spec.filter)
+        except FilterSyntaxError as exc:
+            raise Invalid(f"filter is not a valid JSONPath expression: {exc}") from None
+    http = spec.httpConfig
+    credential, user = _credential(rt, sub, spec)
+    sub.name = spec.name
+    sub.description = spec.description
+    sub.enabled = spec.enabled
+    sub.response_deadline = spec.responseDeadline
+    sub.filter = spec.filter
+    sub.url = http.url
+    sub.dispatch_mode = http.httpDispatchMode
+    sub.auth_type = http.httpAuthenticationType
+    sub.basic_user = user
+    sub.credential = credential
+    sub.modified = utcnow()
+
+
+def _credential(rt: Runtime, sub: Subscription, spec: SubscriptionIn) -> tuple[str | None, str | None]:
+    """The encrypted secret and user name to store. A secret left out (as GET shows it: null)
+    keeps the stored one, so a document read, edited and sent back loses nothing."""
+    http = spec.httpConfig
+    keep = sub.auth_type == http.httpAuthenticationType and sub.credential is not None
+    if http.httpAuthenticationType == AuthType.BASIC_AUTH:
+        basic = http.basicAuthConfig
+        if basic is None:
+            raise Invalid("httpConfig.basicAuthConfig {userName, password} is required for BASIC_AUTH")
+        if basic.password:
+            return rt.keys.encrypt(basic.password), basic.userName
+        if keep:
+            return sub.credential, basic.userName
+        raise Invalid("httpConfig.basicAuthConfig.password is required for BASIC_AUTH")
+    if http.httpAuthenticationType == AuthType.BEARER_TOKEN:
+        bearer = http.bearerTokenAuthConfig
+        if bearer is not None and bearer.bearerToken:
+            return rt.keys.encrypt(bearer.bearerToken), None
+        if keep:
+            return sub.credential, None
+        raise Invalid("httpConfig.bearerTokenAuthConfig.bearerToken is required for BEARER_TOKEN")
+    return None, None
+
+
+async def get(rt: Runtime, subscription_id: str) -> tuple[Subscription, str | None]:
+    async with rt.sessions() as session:
+        sub = await session.get(Subscription, subscription_id)
+        if sub is None:
+            raise NotFound(f"subscription {subscription_id} does not exist")
+        trigger = await session.get(Trigger, sub.trigger_id)
+    return sub, trigger.name if trigger else None
+
+
+async def replace(rt: Runtime, subscription_id: str, spec: SubscriptionIn) -> tuple[Subscription, str | None]:
+    async with rt.sessions() as session:
+        sub = await session.get(Subscription, subscription_id)
+        if sub is None:
+            raise NotFound(f"subscription {subscription_id} does not exist")
+        if spec.triggerId is not None and spec.triggerId != sub.trigger_id:
+            raise Invalid("triggerId cannot change; delete this subscription and create another")
+        _apply(rt, sub, spec)
+        await session.commit()
+        trigger = await session.get(Trigger, sub.trigger_id)
+    return sub, trigger.name if trigger else None
+
+
+async def patch(rt: Runtime, subscription_id: str, operations: Any) -> tuple[Subscription, str | None]:
+    """RFC 6902 JSON Patch applied to the subscription's document, then saved as a PUT."""
+    if not isinstance(operations, list) or not operations:
+        raise Invalid("send a JSON Patch: a non-empty array of operations")
+    if len(operations) > MAX_PATCH_OPERATIONS:
+        raise Invalid(f"a patch may hold at most {MAX_PATCH_OPERATIONS} operations")
+    for op in operations:
+        path = op.get("path", "") if isinstance(op, dict) else ""
+        if any(path == p or path.startswith(p + "/") for p in IMMUTABLE_PATHS):
+            raise Invalid(f"{path} cannot be changed")
+    sub, trigger_name = await get(rt, subscription_id)
+    document = subscription_out(sub, trigger_name)
+    try:
+        patched = jsonpatch.apply_patch(document, operations)
+    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, ValueError) as exc:
+        raise Invalid(f"the patch cannot be applied: {exc}") from None
+    try:
+        spec = SubscriptionIn.model_validate(patched)
+    except ValidationError as exc:
+        raise Invalid("the patched subscription is invalid", causes=describe_validation_error(exc)) from None
+    return await replace(rt, subscription_id, spec)
+
+
+async def delete(rt: Runtime, subscription_id: str) -> None:
+    async with rt.sessions() as session:
+        sub = await session.get(Subscription, subscription_id)
+        if sub is None:
+            raise NotFound(f"subscription {subscription_id} does not exist")
+        await session.delete(sub)
+        await session.commit()

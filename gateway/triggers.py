@@ -1,0 +1,134 @@
+"""Use-cases of the trigger catalog: define, change, remove, and load a catalog file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from gateway import jsonschemas
+from gateway.db import Sessions
+from gateway.errors import Conflict, Invalid, NotFound, describe_validation_error
+from gateway.models import Subscription, Trigger, TriggerType, utcnow
+from gateway.schemas import TriggerIn
+
+
+def check(spec: TriggerIn) -> None:
+    """The schemas must be JSON Schemas and the examples must satisfy them."""
+    problems: list[str] = []
+    for field, schema in (("inputSchema", spec.inputSchema), ("outputSchema", spec.outputSchema)):
+        if isinstance(schema, dict):
+            problems += [f"{field} {p}" for p in jsonschemas.check_schema(schema)]
+    if problems:
+        raise Invalid("a schema is not a valid JSON Schema", causes=problems)
+    for field, schema, example in (
+        ("exampleInput", spec.inputSchema, spec.exampleInput),
+        ("exampleOutput", spec.outputSchema, spec.exampleOutput),
+    ):
+        if isinstance(schema, dict) and example is not None:
+            problems += [f"{field} {p}" for p in jsonschemas.validate(schema, example)]
+    if problems:
+        raise Invalid("an example does not match its schema", causes=problems)
+
+
+def apply(trigger: Trigger, spec: TriggerIn) -> None:
+    trigger.name = spec.name
+    trigger.type = spec.type
+    trigger.description = spec.description
+    trigger.input_schema = _schema(spec.inputSchema)
+    trigger.example_input = spec.exampleInput
+    trigger.output_schema = _schema(spec.outputSchema)
+    trigger.example_output = spec.exampleOutput
+
+
+def _schema(value: dict[str, Any] | str | None) -> dict[str, Any] | None:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+async def create(sessions: Sessions, spec: TriggerIn) -> Trigger:
+    check(spec)
+    async with sessions() as session:
+        if await session.get(Trigger, spec.id) is not None:
+            raise Conflict(f"trigger {spec.id!r} already exists; PUT /triggers/{spec.id} changes it")
+        trigger = Trigger(id=spec.id, name=spec.name, type=spec.type, created=utcnow())
+        apply(trigger, spec)
+        session.add(trigger)
+        await session.commit()
+    return trigger
+
+
+async def replace(sessions: Sessions, spec: TriggerIn) -> Trigger:
+    check(spec)
+    async with sessions() as session:
+        trigger = await session.get(Trigger, spec.id)
+        if trigger is None:
+            raise NotFound(f"trigger {spec.id!r} does not exist")
+        if spec.type == TriggerType.REQUEST_RESPONSE and await _subscription_count(session, spec.id) > 1:
+            raise Conflict(
+                "a REQUEST_RESPONSE trigger has at most one subscription; "
+                "delete the others before changing its type"
+            )
+        apply(trigger, spec)
+        await session.commit()
+    return trigger
+
+
+async def delete(sessions: Sessions, trigger_id: str) -> None:
+    async with sessions() as session:
+        trigger = await session.get(Trigger, trigger_id)
+        if trigger is None:
+            raise NotFound(f"trigger {trigger_id!r} does not exist")
+        count = await _subscription_count(session, trigger_id)
+        if count:
+            raise Conflict(f"trigger {trigger_id!r} has {count} subscription(s); delete them first")
+        await session.delete(trigger)
+        await session.commit()
+
+
+async def _subscription_count(session: Any, trigger_id: str) -> int:
+    query = select(func.count()).where(col(Subscription.trigger_id) == trigger_id)
+    return int((await session.execute(query)).scalar_one())
+
+
+def read_catalog(path: Path) -> list[TriggerIn]:
+    """A JSON or YAML file holding a list of triggers (or {"triggers": [...]})."""
+    try:
+        data = yaml.safe_load(path.read_text())  # YAML is a superset of JSON
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"cannot read the triggers file {path}: {exc}") from None
+    if isinstance(data, dict) and "triggers" in data:
+        data = data["triggers"]
+    if not isinstance(data, list):
+        raise ValueError(f"the triggers file {path} must hold a list of triggers")
+    specs = []
+    for i, item in enumerate(data):
+        try:
+            spec = TriggerIn.model_validate(item)
+            check(spec)
+        except ValidationError as exc:
+            raise ValueError(
+                f"{path}: trigger #{i + 1}: " + "; ".join(describe_validation_error(exc))
+            ) from None
+        except Invalid as exc:
+            raise ValueError(f"{path}: trigger #{i + 1}: {exc.message}: {'; '.join(exc.causes)}") from None
+        specs.append(spec)
+    return specs
+
+
+async def load_catalog(sessions: Sessions, path: Path) -> int:
+    """Create or update every trigger of the file; triggers not in it are left alone."""
+    specs = read_catalog(path)
+    async with sessions() as session:
+        for spec in specs:
+            trigger = await session.get(Trigger, spec.id)
+            if trigger is None:
+                trigger = Trigger(id=spec.id, name=spec.name, type=spec.type, created=utcnow())
+                session.add(trigger)
+            apply(trigger, spec)
+        await session.commit()
+    return len(specs)

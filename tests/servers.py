@@ -1,0 +1,102 @@
+"""Real HTTP servers on loopback for the tests: the gateway itself and subscriber apps."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+
+def bound_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@asynccontextmanager
+async def serve(app: ASGIApp, sock: socket.socket | None = None) -> AsyncIterator[str]:
+    """Run ``app`` under uvicorn on loopback; yield its base URL."""
+    sock = sock or bound_socket()
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=1)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()  # startup failed: raise its error here
+            raise RuntimeError("server exited during startup")
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+Behaviour = Callable[[Received], Awaitable[Response]]
+
+
+def answer(status: int, body: Any = None, raw: bytes | None = None) -> Behaviour:
+    async def respond(_: Received) -> Response:
+        if raw is not None:
+            return Response(raw, status_code=status, media_type="application/json")
+        return JSONResponse(body, status_code=status)
+
+    return respond
+
+
+def hang(seconds: float) -> Behaviour:
+    async def respond(_: Received) -> Response:
+        await asyncio.sleep(seconds)
+        return JSONResponse({})
+
+    return respond
+
+
+@dataclass
+class Subscriber:
+    """A subscriber app: POST /{name} runs behaviours[name] and records what arrived."""
+
+    url: str = ""
+    behaviours: dict[str, Behaviour] = field(default_factory=dict)
+    received: list[Received] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def endpoint(self, name: str, behaviour: Behaviour) -> str:
+        self.behaviours[name] = behaviour
+        return f"{self.url}/{name}"
+
+    def app(self) -> Starlette:
+        async def handle(request: Request) -> Response:
+            name = request.path_params["name"]
+            received = Received(request.url.path, dict(request.headers), await request.json())
+            self.received.append(received)
+            self.arrived.set()
+            return await self.behaviours[name](received)
+
+        return Starlette(routes=[Route("/{name}", handle, methods=["POST"])])
+
+    async def wait_for(self, count: int, timeout: float = 5.0) -> list[Received]:
+        async with asyncio.timeout(timeout):
+            while len(self.received) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
+        return self.received
