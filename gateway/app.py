@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -65,16 +66,25 @@ ROUTES: list[BaseRoute] = [
 ]
 
 
+async def _prepare_database(engine: AsyncEngine, settings: Settings) -> db.Sessions:
+    await db.create_schema(engine)
+    sessions = db.sessionmaker(engine)
+    await ensure_bootstrap_client(sessions, settings)
+    if settings.triggers_file:
+        count = await triggers.load_catalog(sessions, Path(settings.triggers_file))
+        log.info("loaded %d trigger(s) from %s", count, settings.triggers_file)
+    return sessions
+
+
 def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = db.create_engine(settings.database_url)
-        await db.create_schema(engine)
-        sessions = db.sessionmaker(engine)
-        await ensure_bootstrap_client(sessions, settings)
-        if settings.triggers_file:
-            count = await triggers.load_catalog(sessions, Path(settings.triggers_file))
-            log.info("loaded %d trigger(s) from %s", count, settings.triggers_file)
+        try:
+            sessions = await _prepare_database(engine, settings)
+        except BaseException:
+            await engine.dispose()
+            raise
         http = create_client(settings.dispatch_concurrency)
         rt = Runtime(
             settings=settings,

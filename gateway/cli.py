@@ -1,4 +1,4 @@
-"""The ``gateway`` command: serve (and, later, worker and migrate)."""
+"""The ``gateway`` command: serve, example-subscriber."""
 
 from __future__ import annotations
 
@@ -9,16 +9,31 @@ import sys
 import uvicorn
 
 from gateway.app import create_app
+from gateway.example_subscriber import create_example_subscriber
 from gateway.settings import Settings, SettingsError
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="Request-response trigger gateway")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the API and the in-process dispatcher")
     serve.add_argument("--host", help="address to listen on (default: GATEWAY_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default: GATEWAY_PORT or 8080)")
-    args = parser.parse_args(argv)
+    example = commands.add_parser(
+        "example-subscriber", help="run a demo subscriber that approves every delivery (SYNC)"
+    )
+    example.add_argument("--host", default="127.0.0.1")
+    example.add_argument("--port", type=int, default=9000)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "example-subscriber":
+        logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        print(f"example subscriber: answering POSTs on http://{args.host}:{args.port}/", file=sys.stderr)
+        uvicorn.run(create_example_subscriber(), host=args.host, port=args.port, log_level="warning")
+        return 0
 
     try:
         settings = Settings.from_env()

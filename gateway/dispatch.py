@@ -6,7 +6,6 @@ Nothing here touches the database; invocations.py turns the Outcome into a state
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -14,7 +13,7 @@ import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from gateway import jsonschemas
+from gateway import jsonschemas, jsonutil
 
 USER_AGENT = "trigger-gateway/0.1"
 
@@ -50,7 +49,13 @@ def create_client(max_connections: int) -> httpx.AsyncClient:
         return aiohttp.ClientSession(connector=connector)
 
     transport = AiohttpTransport(client=session)
-    return httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False)
+    # No httpx timeout: deliver() enforces one total limit (connect + response) itself.
+    return httpx.AsyncClient(
+        transport=transport,
+        follow_redirects=False,
+        trust_env=False,
+        timeout=None,  # noqa: S113
+    )
 
 
 async def deliver(
@@ -109,7 +114,7 @@ def classify(delivery: Delivery, status: int, body: bytes) -> Outcome:
 
 def output_outcome(body: bytes, schema: dict[str, Any] | None) -> Outcome:
     try:
-        output = json.loads(body)
+        output = jsonutil.loads(body)
     except (ValueError, RecursionError):
         return failed("the subscriber's answer is not JSON" + (" (empty body)" if not body else ""))
     problems = jsonschemas.validate(schema, output)

@@ -6,9 +6,11 @@ import logging
 import time
 import uuid
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.errors import TooLarge
+from gateway.api.errors import INTERNAL_ERROR, error_response
+from gateway.errors import ApiError, TooLarge
 
 log = logging.getLogger("gateway.access")
 
@@ -26,6 +28,7 @@ class RequestContext:
         scope.setdefault("state", {})["tracking_id"] = tracking_id
         started = time.perf_counter()
         status = 500
+        responded = False
         limit = self.max_body_bytes
         too_large = TooLarge(f"the request body is larger than the limit of {limit} bytes")
         declared = dict(scope["headers"]).get(b"content-length", b"0")
@@ -42,15 +45,22 @@ class RequestContext:
             return message
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, responded = message["status"], True
                 headers = [*message.get("headers", []), (b"x-tracking-id", tracking_id.encode())]
                 message = {**message, "headers": headers}
             await send(message)
 
         try:
             await self.app(scope, limited_receive, send_with_id)
+        except Exception:
+            # Unexpected errors are handled (and logged) by Starlette's outermost middleware,
+            # outside this one: answer them here so that the 500 carries the X-Tracking-Id too.
+            if not responded:
+                response = error_response(Request(scope), ApiError(INTERNAL_ERROR, status=500))
+                await response(scope, receive, send_with_id)
+            raise
         finally:
             log.info(
                 "trackingId=%s %s %s %d %.1fms",

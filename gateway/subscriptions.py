@@ -139,6 +139,8 @@ async def patch(rt: Runtime, subscription_id: str, operations: Any) -> tuple[Sub
         raise Invalid(f"a patch may hold at most {MAX_PATCH_OPERATIONS} operations")
     for op in operations:
         path = op.get("path", "") if isinstance(op, dict) else ""
+        if not isinstance(path, str):
+            raise Invalid(f"a patch operation's path must be a JSON Pointer string, not {path!r}")
         if any(path == p or path.startswith(p + "/") for p in IMMUTABLE_PATHS):
             raise Invalid(f"{path} cannot be changed")
     sub, trigger_name = await get(rt, subscription_id)

@@ -105,6 +105,10 @@ def read_catalog(path: Path) -> list[TriggerIn]:
         data = data["triggers"]
     if not isinstance(data, list):
         raise ValueError(f"the triggers file {path} must hold a list of triggers")
+    try:  # YAML also has NaN, infinities and dates, none of which JSON can carry
+        json.dumps(data, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"the triggers file {path} holds a value that is not JSON: {exc}") from None
     specs = []
     for i, item in enumerate(data):
         try:
@@ -129,6 +133,14 @@ async def load_catalog(sessions: Sessions, path: Path) -> int:
             if trigger is None:
                 trigger = Trigger(id=spec.id, name=spec.name, type=spec.type, created=utcnow())
                 session.add(trigger)
+            elif spec.type == TriggerType.REQUEST_RESPONSE:
+                count = await _subscription_count(session, spec.id)
+                if count > 1:
+                    raise ValueError(
+                        f"{path}: trigger {spec.id!r} is REQUEST_RESPONSE there but has {count} "
+                        "subscriptions, and a REQUEST_RESPONSE trigger has at most one; "
+                        "delete the others first"
+                    )
             apply(trigger, spec)
         await session.commit()
     return len(specs)

@@ -29,9 +29,7 @@ class GatewayClient:
         assert response.status_code == 201, response.text
         return response.json()  # type: ignore[no-any-return]
 
-    async def subscribe(
-        self, trigger_id: str, url: str, mode: str = "SYNC", **fields: Any
-    ) -> dict[str, Any]:
+    async def subscribe(self, trigger_id: str, url: str, mode: str = "SYNC", **fields: Any) -> dict[str, Any]:
         body = {
             "triggerId": trigger_id,
             "name": fields.pop("name", f"sub {mode} {url.rsplit('/', 1)[-1]}"),
@@ -56,11 +54,11 @@ class GatewayClient:
         assert response.status_code == 200, response.text
         return response.json()  # type: ignore[no-any-return]
 
-    async def final_status(self, invocation_id: str, timeout: float = 15) -> dict[str, Any]:
+    async def final_status(self, invocation_id: str, within: float = 15) -> dict[str, Any]:
         """Long-poll until the invocation reaches a terminal state."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while True:
-                status = await self.status(invocation_id, wait=min(timeout, 30))
+                status = await self.status(invocation_id, wait=min(within, 30))
                 if status["completed"] is not None:
                     return status
 

@@ -67,12 +67,12 @@ def authorize(request: Request, any_of: Sequence[str]) -> None:
     request.state.client_id = claims.client_id
 
 
-async def body(request: Request, model: type[M], *, extra: Mapping[str, Any] | None = None) -> M:
+async def body(request: Request, model: type[M], *, defaults: Mapping[str, Any] | None = None) -> M:
     data = await read_json(request)
     if not isinstance(data, dict):
         raise Invalid(f"the request body must be a JSON object, not {type(data).__name__}")
-    if extra:
-        data = {**data, **extra}
+    if defaults:
+        data = {**defaults, **data}
     return model.model_validate(data)
 
 

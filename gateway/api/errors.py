@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -14,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from gateway import jsonutil
 from gateway.errors import ApiError, Invalid, describe_validation_error
 
 log = logging.getLogger("gateway.api")
@@ -76,10 +76,12 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     return error_response(request, ApiError(message, headers=dict(exc.headers or {}), status=exc.status_code))
 
 
+INTERNAL_ERROR = "internal error; report the trackingId to the gateway's operators"
+
+
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("trackingId=%s unhandled error", tracking_id(request))
-    message = "internal error; report the trackingId to the gateway's operators"
-    return error_response(request, ApiError(message, status=500))
+    return error_response(request, ApiError(INTERNAL_ERROR, status=500))
 
 
 async def read_json(request: Request) -> Any:
@@ -91,6 +93,6 @@ async def read_json(request: Request) -> Any:
     if not body:
         raise Invalid("the request body is empty; send a JSON document")
     try:
-        return json.loads(body)
+        return jsonutil.loads(body)
     except (ValueError, RecursionError) as exc:
         raise Invalid(f"the request body is not valid JSON: {exc}") from None

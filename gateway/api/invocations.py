@@ -30,6 +30,7 @@ FILTERABLE = {
     "type": frozenset({"eq"}),
     "status": frozenset({"eq", "in"}),
 }
+SORTABLE = ("triggerId", "subscriptionName", "created", "completed")
 COLUMNS = {
     "id": Invocation.id,
     "triggerId": Invocation.trigger_id,
@@ -77,7 +78,7 @@ async def complete_invocation(request: Request) -> Response:
 
 @requires("invocations:read")
 async def list_statuses(request: Request) -> Response:
-    spec = list_query(request, FILTERABLE, ("triggerId", "subscriptionName", "created", "completed"))
+    spec = list_query(request, FILTERABLE, SORTABLE)
     async with runtime(request).sessions() as session:
         rows, total = await run_list(
             session, select(Invocation), spec, COLUMNS, [Invocation.created, Invocation.id]

@@ -93,4 +93,7 @@ async def _grant(
 def _with_oauth_fields(response: Response, exc: OAuthError) -> Response:
     body = json.loads(bytes(response.body))
     body.update({"error": exc.error, "error_description": exc.message})
-    return JSONResponse(body, status_code=exc.status, headers={"Cache-Control": "no-store"})
+    headers = {"Cache-Control": "no-store"}
+    if exc.status == 401:  # RFC 6749 5.2: name the scheme the client may authenticate with
+        headers["WWW-Authenticate"] = 'Basic realm="trigger-gateway"'
+    return JSONResponse(body, status_code=exc.status, headers=headers)

@@ -19,6 +19,7 @@ FILTERABLE = {
     "triggerId": frozenset({"eq", "in"}),
     "type": frozenset({"eq"}),
 }
+SORTABLE = ("name", "triggerId", "triggerName", "created")
 COLUMNS = {
     "id": Subscription.id,
     "triggerId": Subscription.trigger_id,
@@ -31,13 +32,13 @@ COLUMNS = {
 
 @requires(MANAGE)
 async def list_subscriptions(request: Request) -> Response:
-    spec = list_query(request, FILTERABLE, ("name", "triggerId", "triggerName", "created"))
+    spec = list_query(request, FILTERABLE, SORTABLE)
     query = select(Subscription).join(Trigger, col(Trigger.id) == col(Subscription.trigger_id), isouter=True)
     async with runtime(request).sessions() as session:
         rows, total = await run_list(session, query, spec, COLUMNS, [Subscription.created])
         trigger_ids = {s.trigger_id for s in rows}
         names_query = select(Trigger.id, Trigger.name).where(col(Trigger.id).in_(trigger_ids))
-        names = dict((await session.execute(names_query)).tuples().all())
+        names = {trigger_id: name for trigger_id, name in (await session.execute(names_query)).all()}
     return JSONResponse(
         [subscription_out(s, names.get(s.trigger_id)) for s in rows], headers=total_header(total)
     )

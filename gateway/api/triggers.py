@@ -13,12 +13,13 @@ from gateway.models import Trigger
 from gateway.schemas import TriggerIn, trigger_out
 
 FILTERABLE = {"id": frozenset({"eq", "in", "sw"}), "type": frozenset({"eq"})}
+SORTABLE = ("id", "name")
 COLUMNS = {"id": Trigger.id, "type": Trigger.type, "name": Trigger.name}
 
 
 @requires(*SCOPES)
 async def list_triggers(request: Request) -> Response:
-    spec = list_query(request, FILTERABLE, ("id", "name"))
+    spec = list_query(request, FILTERABLE, SORTABLE)
     async with runtime(request).sessions() as session:
         rows, total = await run_list(session, select(Trigger), spec, COLUMNS, [Trigger.id])
     return JSONResponse([trigger_out(t) for t in rows], headers=total_header(total))
@@ -44,7 +45,7 @@ async def get_trigger(request: Request) -> Response:
 @requires("triggers:manage")
 async def replace_trigger(request: Request) -> Response:
     trigger_id = request.path_params["id"]
-    spec = await body(request, TriggerIn, extra={"id": trigger_id})
+    spec = await body(request, TriggerIn, defaults={"id": trigger_id})
     if spec.id != trigger_id:
         raise Invalid("the trigger's id cannot change")
     trigger = await triggers.replace(runtime(request).sessions, spec)

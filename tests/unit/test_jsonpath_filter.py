@@ -15,9 +15,7 @@ from gateway.jsonpath_filter import (
 # SailPoint's documented access-request trigger input.
 ACCESS_REQUEST = {
     "requestedFor": {"id": "x", "name": "Ed Engineer"},
-    "requestedItems": [
-        {"name": "Engineering Access", "operation": "Add", "type": "ACCESS_PROFILE"}
-    ],
+    "requestedItems": [{"name": "Engineering Access", "operation": "Add", "type": "ACCESS_PROFILE"}],
     "requestedBy": {"name": "Adam Admin"},
 }
 

@@ -154,27 +154,17 @@ def test_nothing_filterable() -> None:
 
 
 def test_disallowed_operator() -> None:
-    assert error('id gt "x"') == (
-        'filters: operator "gt" is not supported for "id"; use one of: eq, in'
-    )
-    assert error("id isnull") == (
-        'filters: operator "isnull" is not supported for "id"; use one of: eq, in'
-    )
+    assert error('id gt "x"') == ('filters: operator "gt" is not supported for "id"; use one of: eq, in')
+    assert error("id isnull") == ('filters: operator "isnull" is not supported for "id"; use one of: eq, in')
 
 
 def test_unknown_operator() -> None:
-    assert error('id like "x"') == (
-        'filters: unknown operator "like" at position 4; use one of: eq, in'
-    )
+    assert error('id like "x"') == ('filters: unknown operator "like" at position 4; use one of: eq, in')
 
 
 def test_missing_operator() -> None:
-    assert error("id") == (
-        'filters: expected an operator after "id" at end of input; use one of: eq, in'
-    )
-    assert error('id "x"') == (
-        'filters: expected an operator after "id" at position 4; use one of: eq, in'
-    )
+    assert error("id") == ('filters: expected an operator after "id" at end of input; use one of: eq, in')
+    assert error('id "x"') == ('filters: expected an operator after "id" at position 4; use one of: eq, in')
 
 
 def test_missing_value() -> None:
@@ -191,9 +181,7 @@ def test_string_required_for_sw_and_co() -> None:
 
 
 def test_ordering_rejects_constants() -> None:
-    assert error("created gt null") == (
-        "filters: expected a quoted string or number at position 12"
-    )
+    assert error("created gt null") == ("filters: expected a quoted string or number at position 12")
 
 
 def test_unterminated_string() -> None:
@@ -244,9 +232,7 @@ def test_in_list_too_long() -> None:
 
 def test_filters_too_long() -> None:
     text = 'name eq "' + "x" * MAX_FILTERS_LENGTH + '"'
-    assert error(text) == (
-        f"filters: must be at most {MAX_FILTERS_LENGTH} characters (got {len(text)})"
-    )
+    assert error(text) == (f"filters: must be at most {MAX_FILTERS_LENGTH} characters (got {len(text)})")
     padded = 'name eq "x"'.ljust(MAX_FILTERS_LENGTH)
     assert parse_filters(padded, ALLOWED) == [Condition("name", "eq", ("x",))]
 
@@ -316,8 +302,7 @@ def test_sorters_unknown_field() -> None:
 )
 def test_sorters_empty_segments(text: str, index: int) -> None:
     assert sorter_error(text) == (
-        f"sorters: entry {index} is empty; expected a field name, "
-        "optionally prefixed with - for descending"
+        f"sorters: entry {index} is empty; expected a field name, optionally prefixed with - for descending"
     )
 
 
@@ -333,9 +318,7 @@ def test_sorters_nothing_sortable() -> None:
 # --- paging ------------------------------------------------------------------------------
 
 
-def paging_error(
-    limit: str | None = None, offset: str | None = None, count: str | None = None
-) -> str:
+def paging_error(limit: str | None = None, offset: str | None = None, count: str | None = None) -> str:
     with pytest.raises(QueryError) as info:
         parse_paging(limit, offset, count)
     return str(info.value)

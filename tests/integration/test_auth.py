@@ -1,0 +1,227 @@
+"""POST /oauth/token and access tokens on the API, driven over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from gateway.app import create_app
+from tests.conftest import CLIENT_ID, CLIENT_SECRET, make_settings, start_gateway
+from tests.gateway_client import GatewayClient
+from tests.servers import bound_socket, serve
+
+# One gateway serves the whole module (tests that need other settings start their own).
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+FORM = {"grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+
+
+def anonymous(gateway: GatewayClient) -> httpx.AsyncClient:
+    """A client for the same gateway without the admin's token."""
+    return httpx.AsyncClient(base_url=str(gateway.http.base_url), timeout=10)
+
+
+def assert_error_format(body: dict[str, Any]) -> str:
+    assert isinstance(body["detailCode"], str) and body["detailCode"]
+    assert isinstance(body["trackingId"], str) and body["trackingId"]
+    assert body["messages"][0]["locale"] == "en-US"
+    assert body["messages"][0]["text"]
+    assert isinstance(body["causes"], list)
+    return str(body["messages"][0]["text"])
+
+
+def db_bytes(gateway: GatewayClient) -> bytes:
+    """Every byte SQLite keeps for the gateway's database (main file, WAL and shared memory)."""
+    return files_bytes(Path(gateway.settings.database_url.split(":///", 1)[1]))
+
+
+def files_bytes(db_path: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(db_path.parent.glob(db_path.name + "*")))
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[GatewayClient]:
+    async with start_gateway(tmp_path_factory.mktemp("auth")) as client:
+        yield client
+
+
+async def test_token_with_form_credentials(gateway: GatewayClient) -> None:
+    async with anonymous(gateway) as http:
+        response = await http.post("/oauth/token", data=FORM)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) >= {"access_token", "token_type", "expires_in", "scope"}
+    assert body["token_type"].lower() == "bearer"
+    assert body["expires_in"] == gateway.settings.token_ttl
+    assert set(body["scope"].split()) == {"triggers:manage", "invocations:start", "invocations:read"}
+    assert response.headers["cache-control"] == "no-store"
+
+
+async def test_token_with_basic_client_authentication(gateway: GatewayClient) -> None:
+    basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+    async with anonymous(gateway) as http:
+        response = await http.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            headers={"Authorization": f"Basic {basic}"},
+        )
+        assert response.status_code == 200, response.text
+        token = response.json()["access_token"]
+        listed = await http.get("/beta/triggers", headers={"Authorization": f"Bearer {token}"})
+    assert listed.status_code == 200, listed.text
+    assert listed.json() == []
+
+
+@pytest.mark.parametrize(
+    ("client_id", "client_secret"),
+    [(CLIENT_ID, "not-the-secret"), ("nobody", CLIENT_SECRET)],
+    ids=["wrong-secret", "unknown-client"],
+)
+async def test_bad_client_credentials_are_401(
+    gateway: GatewayClient, client_id: str, client_secret: str
+) -> None:
+    form = {**FORM, "client_id": client_id, "client_secret": client_secret}
+    async with anonymous(gateway) as http:
+        response = await http.post("/oauth/token", data=form)
+    assert response.status_code == 401, response.text
+    body = response.json()
+    assert_error_format(body)
+    assert body["error"] == "invalid_client"
+    assert "access_token" not in body
+
+
+async def test_wrong_grant_type_is_400(gateway: GatewayClient) -> None:
+    async with anonymous(gateway) as http:
+        response = await http.post("/oauth/token", data={**FORM, "grant_type": "password"})
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert_error_format(body)
+    assert body["error"] == "unsupported_grant_type"
+
+
+async def test_json_token_request_is_400(gateway: GatewayClient) -> None:
+    async with anonymous(gateway) as http:
+        response = await http.post("/oauth/token", json=FORM)
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert "form" in assert_error_format(body)
+    assert body["error"] == "invalid_request"
+
+
+async def test_token_limited_to_a_requested_scope(gateway: GatewayClient) -> None:
+    async with anonymous(gateway) as http:
+        response = await http.post("/oauth/token", data={**FORM, "scope": "invocations:read"})
+        assert response.status_code == 200, response.text
+        assert response.json()["scope"] == "invocations:read"
+        http.headers["authorization"] = f"Bearer {response.json()['access_token']}"
+        create = await http.post("/beta/triggers", json={"id": "t", "name": "T", "type": "FIRE_AND_FORGET"})
+        statuses = await http.get("/beta/trigger-invocations/status")
+    assert create.status_code == 403, create.text
+    assert "triggers:manage" in assert_error_format(create.json())
+    assert statuses.status_code == 200, statuses.text
+    assert statuses.json() == []
+
+
+async def test_scope_beyond_the_clients_is_400(gateway: GatewayClient) -> None:
+    async with anonymous(gateway) as http:
+        response = await http.post("/oauth/token", data={**FORM, "scope": "invocations:read root"})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "invalid_scope"
+
+
+async def test_missing_token_is_401_with_challenge(gateway: GatewayClient) -> None:
+    async with anonymous(gateway) as http:
+        response = await http.get("/beta/triggers")
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"].lower().startswith("bearer")
+    assert "/oauth/token" in assert_error_format(response.json())
+
+
+@pytest.mark.parametrize("header", ["Bearer not-a-token", "Bearer", "Basic dGVzdDp0ZXN0"])
+async def test_garbage_token_is_401(gateway: GatewayClient, header: str) -> None:
+    async with anonymous(gateway) as http:
+        response = await http.get("/beta/triggers", headers={"Authorization": header})
+    assert response.status_code == 401, response.text
+    assert "www-authenticate" in response.headers
+    assert_error_format(response.json())
+
+
+async def test_token_signed_by_another_key_is_401(gateway: GatewayClient, tmp_path: Path) -> None:
+    async with start_gateway(tmp_path, secret_key="a-different-secret-key") as foreign:
+        foreign_token = foreign.http.headers["authorization"]
+    async with anonymous(gateway) as http:
+        response = await http.get("/beta/triggers", headers={"Authorization": foreign_token})
+    assert response.status_code == 401, response.text
+
+
+async def test_expired_token_is_401(tmp_path: Path) -> None:
+    async with start_gateway(tmp_path, token_ttl=1) as gateway:
+        fresh = await gateway.http.get("/beta/triggers")
+        assert fresh.status_code == 200, fresh.text
+        # Token timestamps have one-second resolution: two seconds on, the token is past its TTL.
+        await asyncio.sleep(2.0)
+        expired = await gateway.http.get("/beta/triggers")
+    assert expired.status_code == 401, expired.text
+    assert "expired" in assert_error_format(expired.json())
+
+
+async def test_health_and_complete_need_no_token(gateway: GatewayClient) -> None:
+    async with anonymous(gateway) as http:
+        health = await http.get("/health")
+        complete = await http.post(
+            "/beta/trigger-invocations/no-such-invocation/complete", json={"secret": "s", "output": {}}
+        )
+    assert health.status_code == 200, health.text
+    assert health.json()["status"] == "ok"
+    assert complete.status_code == 404, complete.text
+    assert_error_format(complete.json())
+
+
+CREDENTIALS = re.compile(r"client_id:\s+(\S+)\s+client_secret:\s+(\S+)")
+
+
+async def test_bootstrap_client_is_generated_and_printed_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def run_gateway() -> tuple[str, httpx.Response | None]:
+        sock = bound_socket()
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        settings = make_settings(tmp_path, url, bootstrap_client_id="", bootstrap_client_secret="")
+        capsys.readouterr()
+        async with serve(create_app(settings), sock), httpx.AsyncClient(base_url=url) as http:
+            printed = capsys.readouterr().err
+            found = CREDENTIALS.search(printed)
+            if found is None:
+                return printed, None
+            form = {"grant_type": "client_credentials", "client_id": found[1], "client_secret": found[2]}
+            return printed, await http.post("/oauth/token", data=form)
+
+    printed, response = await run_gateway()
+    found = CREDENTIALS.search(printed)
+    assert found is not None, printed
+    assert response is not None and response.status_code == 200, printed
+    assert "triggers:manage" in response.json()["scope"].split()
+    generated_secret = found[2]
+    assert printed.count(generated_secret) == 1
+
+    printed_again, _ = await run_gateway()
+    assert CREDENTIALS.search(printed_again) is None
+    assert generated_secret not in printed_again
+
+    stored = files_bytes(tmp_path / "gateway.db")
+    assert found[1].encode() in stored  # the client exists...
+    assert generated_secret.encode() not in stored  # ...but only its secret's hash is kept
+
+
+async def test_configured_client_secret_is_not_stored(gateway: GatewayClient) -> None:
+    stored = db_bytes(gateway)
+    assert CLIENT_ID.encode() in stored
+    assert CLIENT_SECRET.encode() not in stored

@@ -1,0 +1,497 @@
+"""openapi/openapi.yaml is a valid OpenAPI 3.1 document and in step with the code.
+
+Everything compared here is computed from the code (the route objects, the ``requires``
+decorator's ``required_scopes``, each api module's ``FILTERABLE``, the pydantic request models and
+the response builders), so adding, removing or changing any of them without the document fails.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pytest
+import yaml
+from jsonschema import Draft202012Validator
+from openapi_spec_validator import OpenAPIV31SpecValidator, validate
+from pydantic import BaseModel
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+from starlette.requests import Request
+from starlette.routing import BaseRoute, Mount, Route
+
+from gateway import schemas
+from gateway.api.errors import DETAIL_CODES, error_response
+from gateway.app import API_ROUTES, ROUTES
+from gateway.errors import ApiError
+from gateway.models import Invocation, Subscription, Trigger
+
+DOCUMENT = Path(__file__).resolve().parents[2] / "openapi" / "openapi.yaml"
+DOCUMENT_URI = "urn:trigger-gateway:openapi"
+METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+BETA = "/beta"
+
+# SailPoint's operationIds: SDK clients are generated with these names.
+SAILPOINT_OPERATION_IDS = {
+    ("GET", "/triggers"): "listTriggers",
+    ("GET", "/trigger-subscriptions"): "listSubscriptions",
+    ("POST", "/trigger-subscriptions"): "createSubscription",
+    ("PUT", "/trigger-subscriptions/{id}"): "updateSubscription",
+    ("PATCH", "/trigger-subscriptions/{id}"): "patchTriggerSubscription",
+    ("DELETE", "/trigger-subscriptions/{id}"): "deleteSubscription",
+    ("POST", "/trigger-subscriptions/validate-filter"): "testSubscriptionFilter",
+    ("POST", "/trigger-invocations/start"): "startInvocation",
+    ("POST", "/trigger-invocations/test"): "startTestInvocation",
+    ("GET", "/trigger-invocations/status"): "listInvocationStatus",
+    ("POST", "/trigger-invocations/{id}/complete"): "completeTriggerInvocation",
+}
+
+# The request models, by the name of the component schema that documents them.
+REQUEST_MODELS: dict[str, type[BaseModel]] = {
+    "TriggerInput": schemas.TriggerIn,
+    "SubscriptionInput": schemas.SubscriptionIn,
+    "HttpConfig": schemas.HttpConfig,
+    "BasicAuthConfig": schemas.BasicAuthConfig,
+    "BearerTokenAuthConfig": schemas.BearerTokenAuthConfig,
+    "StartInvocationInput": schemas.StartInvocationIn,
+    "TestInvocationInput": schemas.TestInvocationIn,
+    "CompleteInvocationInput": schemas.CompleteInvocationIn,
+    "ValidateFilterInput": schemas.ValidateFilterIn,
+}
+# Fields the model requires but the schema does not, and why.
+NOT_REQUIRED_IN_DOCUMENT = {
+    # PUT /triggers/{id} takes the id from the path; POST requires it with an allOf.
+    "TriggerInput": {"id"},
+}
+
+Operation = tuple[str, str]  # (METHOD, path as served, e.g. /beta/triggers/{id})
+Endpoint = Callable[..., Any]
+
+
+class Documented(NamedTuple):
+    path: str  # as written in the document, without the server prefix
+    method: str  # lower case, as written in the document
+    operation: dict[str, Any]
+
+
+# --- reading both sides ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def doc() -> dict[str, Any]:
+    loaded = yaml.safe_load(DOCUMENT.read_text())
+    assert isinstance(loaded, dict), f"{DOCUMENT} does not hold a mapping"
+    return loaded
+
+
+def routed_operations(routes: Sequence[BaseRoute], prefix: str = "") -> dict[Operation, Endpoint]:
+    """Every (METHOD, path) the application answers, mounts expanded, with its endpoint."""
+    found: dict[Operation, Endpoint] = {}
+
+    def add(key: Operation, endpoint: Endpoint) -> None:
+        assert key not in found, f"{key[0]} {key[1]} is routed twice; the second route is unreachable"
+        found[key] = endpoint
+
+    for route in routes:
+        if isinstance(route, Mount):
+            for key, endpoint in routed_operations(route.routes, prefix + route.path).items():
+                add(key, endpoint)
+        elif isinstance(route, Route):
+            assert route.methods, f"route {route.path} accepts any method; give it explicit methods"
+            methods = set(route.methods)
+            if "GET" in methods:
+                methods.discard("HEAD")  # Starlette answers HEAD for every GET route by itself
+            for method in methods:
+                add((method, prefix + route.path), route.endpoint)
+        else:
+            raise AssertionError(f"{route!r} is neither a Route nor a Mount; teach this test about it")
+    return found
+
+
+def documented_operations(doc: Mapping[str, Any]) -> dict[Operation, Documented]:
+    """Every (METHOD, path) the document describes, each path expanded with its servers."""
+    found: dict[Operation, Documented] = {}
+    for path, item in doc["paths"].items():
+        for method in METHODS:
+            if method not in item:
+                continue
+            operation = item[method]
+            servers = operation.get("servers") or item.get("servers") or doc["servers"]
+            for server in servers:
+                key = (method.upper(), server["url"].rstrip("/") + path)
+                assert key not in found, f"{key[0]} {key[1]} is documented twice"
+                found[key] = Documented(path, method, operation)
+    return found
+
+
+def walk(node: Any, where: str = "#") -> Iterator[tuple[str, Any]]:
+    """Every (JSON pointer, value) in the document."""
+    yield where, node
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from walk(value, f"{where}/{str(key).replace('~', '~0').replace('/', '~1')}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from walk(value, f"{where}/{index}")
+
+
+def resolve(doc: Mapping[str, Any], ref: str) -> Any:
+    assert ref.startswith("#/"), f"{ref}: only references within the document are used"
+    node: Any = doc
+    for token in ref[2:].split("/"):
+        token = token.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, list) and token.isdigit() and int(token) < len(node):
+            node = node[int(token)]
+        elif isinstance(node, dict) and token in node:
+            node = node[token]
+        else:
+            raise AssertionError(f"{ref} does not resolve: no {token!r}")
+    return node
+
+
+def deref(doc: Mapping[str, Any], node: Any) -> Any:
+    while isinstance(node, dict) and "$ref" in node:
+        node = resolve(doc, node["$ref"])
+    return node
+
+
+def validator(doc: Mapping[str, Any], schema: Mapping[str, Any]) -> Draft202012Validator:
+    """A JSON Schema 2020-12 validator whose #/components/... references resolve in the document."""
+    registry: Registry[Any] = Registry().with_resource(
+        DOCUMENT_URI, Resource.from_contents(dict(doc), default_specification=DRAFT202012)
+    )
+    rebased = json.loads(json.dumps(schema).replace('"#/components/', f'"{DOCUMENT_URI}#/components/'))
+    return Draft202012Validator(
+        rebased, registry=registry, format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
+
+
+def schema_errors(doc: Mapping[str, Any], schema: Mapping[str, Any], instance: Any) -> list[str]:
+    return [
+        f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
+        for e in validator(doc, schema).iter_errors(instance)
+    ]
+
+
+def component(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+# --- (a) a valid OpenAPI 3.1 document ----------------------------------------------------------
+
+
+def test_document_is_valid_openapi_3_1(doc: dict[str, Any]) -> None:
+    assert str(doc.get("openapi", "")).startswith("3.1."), "the document must be OpenAPI 3.1"
+    validate(doc, cls=OpenAPIV31SpecValidator)
+
+
+def test_servers_are_the_root_and_beta(doc: dict[str, Any]) -> None:
+    assert [s["url"] for s in doc["servers"]] == ["/", BETA]
+    beta_paths = [path for path in doc["paths"] if path == BETA or path.startswith(BETA + "/")]
+    assert not beta_paths, f"write paths without the {BETA} prefix; the servers add it: {beta_paths}"
+
+
+# --- (b) the document and the routes describe the same operations ------------------------------
+
+
+def test_every_route_is_documented_and_every_documented_operation_is_routed(doc: dict[str, Any]) -> None:
+    routed = set(routed_operations(ROUTES))
+    documented = set(documented_operations(doc))
+    undocumented = sorted(routed - documented)
+    unrouted = sorted(documented - routed)
+    assert not undocumented, f"routed but not in {DOCUMENT.name}: {undocumented}"
+    assert not unrouted, f"in {DOCUMENT.name} but not routed: {unrouted}"
+
+
+def test_the_api_is_served_at_the_root_and_under_beta() -> None:
+    routed = routed_operations(ROUTES)
+    api = routed_operations(API_ROUTES)
+    assert api, "no API routes"
+    for method, path in api:
+        for served in (path, BETA + path):
+            assert (method, served) in routed, f"{method} {served} is not routed"
+            assert routed[method, served] is api[method, path], f"{method} {served} routes elsewhere"
+
+
+def test_operation_ids_are_unique_and_sailpoints_where_sailpoint_has_one(doc: dict[str, Any]) -> None:
+    documented = documented_operations(doc)
+    ids: dict[str, tuple[str, str]] = {}
+    for item in {(d.method, d.path): d for d in documented.values()}.values():
+        operation_id = item.operation.get("operationId")
+        assert operation_id, f"{item.method.upper()} {item.path} has no operationId"
+        assert operation_id not in ids, f"operationId {operation_id} is used twice"
+        ids[operation_id] = (item.method.upper(), item.path)
+        assert item.operation.get("summary"), f"{operation_id} has no summary"
+    for (method, path), expected in SAILPOINT_OPERATION_IDS.items():
+        assert ids.get(expected) == (method, path), f"{method} {path} must have operationId {expected}"
+
+
+# --- (c) security as the code enforces it ------------------------------------------------------
+
+
+def test_security_matches_the_requires_decorator(doc: dict[str, Any]) -> None:
+    schemes = doc["components"]["securitySchemes"]
+    assert schemes["bearerAuth"]["type"] == "http"
+    assert schemes["bearerAuth"]["scheme"].lower() == "bearer"
+    documented = documented_operations(doc)
+    problems = []
+    for (method, path), endpoint in sorted(routed_operations(ROUTES).items()):
+        operation = documented[method, path].operation
+        name = f"{method} {path}"
+        if "security" not in operation:
+            problems.append(f"{name}: declare security explicitly (bearerAuth, or [] when open)")
+            continue
+        scopes: Sequence[str] | None = getattr(endpoint, "required_scopes", None)
+        if scopes is None:
+            if operation["security"] != []:
+                problems.append(f"{name}: needs no token, so declare security: []")
+            continue
+        # requires(*any_of): one alternative security requirement per accepted scope.
+        declared = {
+            (scheme, frozenset(required))
+            for requirement in operation["security"]
+            for scheme, required in requirement.items()
+        }
+        expected = {("bearerAuth", frozenset({scope})) for scope in scopes}
+        if declared != expected:
+            problems.append(f"{name}: security should be one bearerAuth requirement per scope of {scopes}")
+        missing = {"401", "403"} - set(operation["responses"])
+        if missing:
+            problems.append(f"{name}: a token-protected operation must document {sorted(missing)}")
+    assert not problems, "\n".join(problems)
+
+
+# --- (d) references resolve, and every component is used --------------------------------------
+
+
+def test_every_reference_resolves(doc: dict[str, Any]) -> None:
+    refs = [
+        (where, value["$ref"]) for where, value in walk(doc) if isinstance(value, dict) and "$ref" in value
+    ]
+    assert refs
+    for where, ref in refs:
+        assert isinstance(ref, str), f"{where}: $ref must be a string"
+        resolve(doc, ref)
+
+
+def test_every_component_is_used(doc: dict[str, Any]) -> None:
+    refs = {value["$ref"] for _, value in walk(doc) if isinstance(value, dict) and "$ref" in value}
+    used_schemes = {
+        scheme
+        for _, value in walk(doc)
+        if isinstance(value, dict) and "security" in value and isinstance(value["security"], list)
+        for requirement in value["security"]
+        for scheme in requirement
+    }
+    unused = []
+    for kind, items in doc["components"].items():
+        for name in items:
+            used = (
+                name in used_schemes if kind == "securitySchemes" else f"#/components/{kind}/{name}" in refs
+            )
+            if not used:
+                unused.append(f"components/{kind}/{name}")
+    assert not unused, f"unused components: {unused}"
+
+
+# --- responses, parameters and bodies ----------------------------------------------------------
+
+
+def test_bodies_document_their_failures(doc: dict[str, Any]) -> None:
+    problems = []
+    for item in documented_operations(doc).values():
+        name = f"{item.method.upper()} {item.path}"
+        statuses = set(item.operation["responses"])
+        for status in statuses:
+            if status[0] in "45":
+                assert int(status) in DETAIL_CODES, f"{name}: {status} is not an error the API produces"
+        body = item.operation.get("requestBody")
+        if body is None:
+            continue
+        body = deref(doc, body)
+        if "413" not in statuses:
+            problems.append(f"{name}: every body can be too large: document 413")
+        if any("json" in media for media in body["content"]) and "415" not in statuses:
+            problems.append(f"{name}: a JSON body is refused with 415 when sent as something else")
+        for media, content in body["content"].items():
+            if "schema" not in content:
+                problems.append(f"{name}: {media} has no schema")
+    assert not problems, "\n".join(problems)
+
+
+def test_request_examples_match_their_schemas(doc: dict[str, Any]) -> None:
+    checked = 0
+    for item in documented_operations(doc).values():
+        body = deref(doc, item.operation.get("requestBody", {}))
+        for media, content in body.get("content", {}).items():
+            if "example" in content:
+                errors = schema_errors(doc, content["schema"], content["example"])
+                assert not errors, f"{item.method.upper()} {item.path} {media} example: {errors}"
+                checked += 1
+                model = _request_model(content["schema"])
+                if model is not None:
+                    model.model_validate(content["example"])
+    assert checked
+
+
+def _request_model(schema: Mapping[str, Any]) -> type[BaseModel] | None:
+    ref = schema.get("$ref") or next((s["$ref"] for s in schema.get("allOf", []) if "$ref" in s), "")
+    return REQUEST_MODELS.get(str(ref).rpartition("/")[2])
+
+
+def test_list_operations_take_the_list_parameters_and_filters_match_the_code(doc: dict[str, Any]) -> None:
+    documented = documented_operations(doc)
+    for key, endpoint in routed_operations(ROUTES).items():
+        item = documented[key]
+        name = f"{key[0]} {key[1]}"
+        params = {p["name"]: p for p in (deref(doc, p) for p in item.operation.get("parameters", []))}
+        if "filters" not in params:
+            continue
+        module = inspect.getmodule(endpoint)
+        assert module is not None, f"{name}: cannot tell the endpoint's module"
+        assert {"filters", "sorters", "limit", "offset", "count"} <= set(params), name
+        assert "X-Total-Count" in item.operation["responses"]["200"].get("headers", {}), name
+        limit = params["limit"]["schema"]
+        assert (limit["minimum"], limit["maximum"]) == (0, 250), f"{name}: limit is 0..250"
+        assert params["sorters"].get("x-sortable") == list(getattr(module, "SORTABLE", ())), (
+            f"{name}: x-sortable differs from {module.__name__}.SORTABLE"
+        )
+        filterable = getattr(module, "FILTERABLE", None)
+        assert filterable is not None, f"{name}: {module} declares no FILTERABLE"
+        declared = {field: frozenset(ops) for field, ops in params["filters"].get("x-filterable", {}).items()}
+        assert declared == dict(filterable), f"{name}: x-filterable differs from {module.__name__}.FILTERABLE"
+        for field, ops in filterable.items():
+            assert f"`{field}` ({', '.join(f'`{op}`' for op in sorted(ops))})" in " ".join(
+                params["filters"]["description"].split()
+            ), f"{name}: the filters description should list {field} with {sorted(ops)}"
+
+
+def test_wait_seconds_is_0_to_30(doc: dict[str, Any]) -> None:
+    from gateway.api.invocations import MAX_WAIT_SECONDS
+
+    operation = doc["paths"]["/trigger-invocations/{id}/status"]["get"]
+    (wait,) = [p for p in operation["parameters"] if p["name"] == "waitSeconds"]
+    assert wait["schema"]["type"] == "number"
+    assert (wait["schema"]["minimum"], wait["schema"]["maximum"]) == (0, MAX_WAIT_SECONDS)
+
+
+# --- the wire format: request models and response builders -------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(REQUEST_MODELS))
+def test_request_schema_matches_its_model(doc: dict[str, Any], name: str) -> None:
+    model = REQUEST_MODELS[name]
+    schema = doc["components"]["schemas"][name]
+    assert set(schema["properties"]) == set(model.model_fields), f"{name}: properties differ from {model}"
+    required = {field for field, info in model.model_fields.items() if info.is_required()}
+    documented_required = set(schema.get("required", []))
+    assert documented_required <= required, f"{name}: documents as required what the model does not"
+    assert required - documented_required == NOT_REQUIRED_IN_DOCUMENT.get(name, set()), name
+    for field, info in model.model_fields.items():
+        if info.is_required():
+            continue
+        default = info.get_default(call_default_factory=True)
+        if default is not None:
+            documented = schema["properties"][field].get("default")
+            assert documented == default, f"{name}.{field}: default is {default!r}, documented {documented!r}"
+
+
+NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def _trigger() -> Trigger:
+    return Trigger(
+        id="idn:test",
+        name="Test",
+        type="REQUEST_RESPONSE",
+        description=None,
+        input_schema={"type": "object"},
+        example_input={"a": 1},
+        output_schema=None,
+        example_output=None,
+        created=NOW,
+    )
+
+
+def _subscription(auth_type: str) -> Subscription:
+    return Subscription(
+        id="sub-1",
+        trigger_id="idn:test",
+        name="Sub",
+        description=None,
+        enabled=True,
+        response_deadline="PT1H",
+        filter="$[?($.a)]",
+        url="https://subscriber.example/hook",
+        dispatch_mode="ASYNC",
+        auth_type=auth_type,
+        basic_user="user" if auth_type == "BASIC_AUTH" else None,
+        credential=None if auth_type == "NO_AUTH" else "encrypted",
+        created=NOW,
+        modified=NOW,
+    )
+
+
+def _invocation(status: str, **values: Any) -> Invocation:
+    fields: dict[str, Any] = {
+        "id": "inv-1",
+        "trigger_id": "idn:test",
+        "trigger_type": "REQUEST_RESPONSE",
+        "subscription_id": "sub-1",
+        "subscription_name": "Sub",
+        "dispatch_mode": "ASYNC",
+        "type": "REAL_TIME",
+        "status": status,
+        "input": {"a": 1},
+        "content_json": {"k": "v"},
+        "attempts": 1,
+        "created": NOW,
+        "deadline": NOW + timedelta(hours=1),
+        "queued_at": NOW,
+        "completed": None,
+        **values,
+    }
+    return Invocation(**fields)
+
+
+def _error_body() -> Any:
+    request = Request(
+        {"type": "http", "method": "GET", "path": "/", "headers": [], "state": {"tracking_id": "t"}}
+    )
+    response = error_response(request, ApiError("broken", causes=["a: b"], status=400))
+    return json.loads(bytes(response.body))
+
+
+RESPONSES: list[tuple[str, str, Callable[[], Any]]] = [
+    ("Trigger", "trigger", lambda: schemas.trigger_out(_trigger())),
+    ("Subscription", "no auth", lambda: schemas.subscription_out(_subscription("NO_AUTH"), "Test")),
+    ("Subscription", "basic auth", lambda: schemas.subscription_out(_subscription("BASIC_AUTH"), "Test")),
+    ("Subscription", "bearer token", lambda: schemas.subscription_out(_subscription("BEARER_TOKEN"), None)),
+    ("Invocation", "invocation", lambda: schemas.invocation_out(_invocation("PENDING"), "secret")),
+    ("InvocationStatus", "in flight", lambda: schemas.status_out(_invocation("AWAITING_CALLBACK"))),
+    (
+        "InvocationStatus",
+        "completed",
+        lambda: schemas.status_out(_invocation("COMPLETED", output={"ok": True}, completed=NOW)),
+    ),
+    (
+        "InvocationStatus",
+        "failed",
+        lambda: schemas.status_out(_invocation("FAILED", error="HTTP 500", completed=NOW)),
+    ),
+    ("ErrorResponse", "error", _error_body),
+]
+
+
+@pytest.mark.parametrize(("name", "case", "build"), RESPONSES, ids=[f"{n}-{c}" for n, c, _ in RESPONSES])
+def test_response_builders_produce_their_documented_schema(
+    doc: dict[str, Any], name: str, case: str, build: Callable[[], Any]
+) -> None:
+    body = build()
+    schema = doc["components"]["schemas"][name]
+    assert set(body) == set(schema["properties"]), f"{name} ({case}): fields differ from the document"
+    assert not schema_errors(doc, component(name), body), schema_errors(doc, component(name), body)
