@@ -2,34 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
 
-from gateway import db, invocations, triggers
 from gateway.api import errors, health, oauth
 from gateway.api import invocations as invocation_api
 from gateway.api import subscriptions as subscription_api
 from gateway.api import triggers as trigger_api
-from gateway.clients import ensure_bootstrap_client
-from gateway.dispatch import create_client
+from gateway.bootstrap import open_runtime
 from gateway.errors import ApiError
 from gateway.middleware import RequestContext
-from gateway.notify import Notifier
-from gateway.queue import InProcessQueue
-from gateway.runtime import Runtime
-from gateway.security import Keys
 from gateway.settings import Settings
-from gateway.sweep import sweep_forever
 
 log = logging.getLogger("gateway")
 
@@ -66,45 +56,12 @@ ROUTES: list[BaseRoute] = [
 ]
 
 
-async def _prepare_database(engine: AsyncEngine, settings: Settings) -> db.Sessions:
-    await db.create_schema(engine)
-    sessions = db.sessionmaker(engine)
-    await ensure_bootstrap_client(sessions, settings)
-    if settings.triggers_file:
-        count = await triggers.load_catalog(sessions, Path(settings.triggers_file))
-        log.info("loaded %d trigger(s) from %s", count, settings.triggers_file)
-    return sessions
-
-
 def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        engine = db.create_engine(settings.database_url)
-        try:
-            sessions = await _prepare_database(engine, settings)
-        except BaseException:
-            await engine.dispose()
-            raise
-        http = create_client(settings.dispatch_concurrency)
-        rt = Runtime(
-            settings=settings,
-            sessions=sessions,
-            keys=Keys(settings.signing_keys),
-            queue=InProcessQueue(settings.dispatch_concurrency),
-            notifier=Notifier(),
-            http=http,
-        )
-        app.state.runtime = rt
-        await rt.queue.start(lambda invocation_id: invocations.dispatch_one(rt, invocation_id))
-        sweeper = asyncio.create_task(sweep_forever(rt), name="sweep")
-        try:
+        async with open_runtime(settings, "api") as rt:
+            app.state.runtime = rt
             yield
-        finally:
-            sweeper.cancel()
-            await asyncio.gather(sweeper, return_exceptions=True)
-            await rt.queue.stop()
-            await http.aclose()
-            await engine.dispose()
 
     return Starlette(
         routes=ROUTES,

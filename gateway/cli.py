@@ -7,6 +7,7 @@ import logging
 import sys
 
 import uvicorn
+from sqlalchemy import make_url
 
 from gateway.app import create_app
 from gateway.example_subscriber import create_example_subscriber
@@ -19,6 +20,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the API and the in-process dispatcher")
     serve.add_argument("--host", help="address to listen on (default: GATEWAY_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default: GATEWAY_PORT or 8080)")
+    worker = commands.add_parser(
+        "worker", help="run an arq worker that delivers invocations (needs GATEWAY_REDIS_URL)"
+    )
+    worker.add_argument(
+        "--check", action="store_true", help="exit 0 if a worker on this queue is healthy, else 1"
+    )
     example = commands.add_parser(
         "example-subscriber", help="run a demo subscriber that approves every delivery (SYNC)"
     )
@@ -44,10 +51,29 @@ def main(argv: list[str] | None = None) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    if args.command == "worker":
+        return run_worker(settings, check_only=args.check)
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
-    print(f"gateway: serving on http://{host}:{port} (database {settings.database_url})", file=sys.stderr)
+    database = make_url(settings.database_url).render_as_string(hide_password=True)
+    print(f"gateway: serving on http://{host}:{port} (database {database})", file=sys.stderr)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+    return 0
+
+
+def run_worker(settings: Settings, *, check_only: bool) -> int:
+    if not settings.redis_url:
+        print(
+            "gateway: the worker needs GATEWAY_REDIS_URL (e.g. redis://127.0.0.1:6379); "
+            "without it, `gateway serve` delivers in-process",
+            file=sys.stderr,
+        )
+        return 2
+    from gateway import worker
+
+    if check_only:
+        return worker.check(settings)
+    worker.create_worker(settings).run()
     return 0
 
 

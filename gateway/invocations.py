@@ -197,8 +197,10 @@ async def _record(rt: Runtime, inv: Invocation, outcome: dispatch.Outcome) -> No
         # A callback may have completed it while we waited for the acknowledgement.
         changed = await _transition(session, inv.id, {Status.DISPATCHING}, **values)
         await session.commit()
-    if changed and outcome.kind != "awaiting":
-        rt.notifier.notify([inv.id])
+    if changed and outcome.kind == "awaiting":
+        await rt.queue.schedule_expiry(inv.id, inv.deadline)
+    elif changed:
+        await rt.notifier.notify([inv.id])
     log.info(
         "invocation=%s subscription=%s outcome=%s%s",
         inv.id,
@@ -221,7 +223,7 @@ async def complete(rt: Runtime, invocation_id: str, secret: str, output: Any, er
         if Status(inv.status).terminal:
             return  # the same completion again
         if utcnow() >= inv.deadline:
-            await expire_due(rt)
+            await expire_due(rt, inv.id)
             raise Gone(f"the deadline {timestamp(inv.deadline)} has passed")
         if error is not None:
             values: dict[str, Any] = {"status": Status.FAILED, "error": f"the subscriber reported: {error}"}
@@ -251,7 +253,7 @@ async def complete(rt: Runtime, invocation_id: str, secret: str, output: Any, er
             # Someone else moved it first: judge this callback against what they did.
             await session.refresh(inv)
             _check_can_complete(inv, digest)
-    rt.notifier.notify([invocation_id])
+    await rt.notifier.notify([invocation_id])
 
 
 def _check_can_complete(inv: Invocation, digest: str) -> None:
@@ -273,21 +275,27 @@ def _completion_digest(output: Any, error: str | None) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-async def expire_due(rt: Runtime) -> list[str]:
-    """Mark EXPIRED every invocation still awaiting its callback past its deadline."""
+async def expire_due(rt: Runtime, invocation_id: str | None = None) -> list[str]:
+    """Mark EXPIRED every invocation (or just this one) still awaiting its callback past
+    its deadline."""
     now = utcnow()
+    query = (
+        update(Invocation)
+        .where(col(Invocation.status) == Status.AWAITING_CALLBACK)
+        .where(col(Invocation.deadline) <= now)
+    )
+    if invocation_id is not None:
+        query = query.where(col(Invocation.id) == invocation_id)
     async with rt.sessions() as session:
         result = await session.execute(
-            update(Invocation)
-            .where(col(Invocation.status) == Status.AWAITING_CALLBACK)
-            .where(col(Invocation.deadline) <= now)
-            .values(status=Status.EXPIRED, completed=now, error="no callback before the deadline")
-            .returning(col(Invocation.id))
+            query.values(
+                status=Status.EXPIRED, completed=now, error="no callback before the deadline"
+            ).returning(col(Invocation.id))
         )
         expired = list(result.scalars().all())
         await session.commit()
     if expired:
-        rt.notifier.notify(expired)
+        await rt.notifier.notify(expired)
         log.info("expired %d invocation(s) past their deadline", len(expired))
     return expired
 
@@ -322,7 +330,7 @@ async def requeue_due(rt: Runtime) -> list[str]:
         )
         due = list(result.scalars().all())
         await session.commit()
-    rt.notifier.notify(failed_ids)
+    await rt.notifier.notify(failed_ids)
     if due:
         log.info("re-queued %d invocation(s) found pending", len(due))
         await rt.queue.enqueue(due)

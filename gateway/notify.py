@@ -1,15 +1,25 @@
-"""Wake long-polling status requests when an invocation reaches a terminal state."""
+"""Wake long-polling status requests when an invocation reaches a terminal state.
+
+In-process, a transition wakes this process's waiters. Distributed, transitions are also
+published on Redis, so a callback handled by one API process wakes a long-poll in another.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError
+
+log = logging.getLogger("gateway.notify")
 
 
 class Notifier:
-    """In-process: every transition made by this process wakes this process's waiters."""
-
     def __init__(self) -> None:
         self._waiters: dict[str, set[asyncio.Event]] = {}
 
@@ -26,7 +36,59 @@ class Notifier:
                 if not waiters:
                     del self._waiters[invocation_id]
 
-    def notify(self, invocation_ids: Iterable[str]) -> None:
+    async def notify(self, invocation_ids: Iterable[str]) -> None:
+        self.wake(invocation_ids)
+
+    def wake(self, invocation_ids: Iterable[str]) -> None:
         for invocation_id in invocation_ids:
             for event in self._waiters.get(invocation_id, ()):
                 event.set()
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+
+class RedisNotifier(Notifier):
+    """Publishes every transition on a Redis channel and wakes local waiters for each
+    message on it. A lost message only delays a waiter: it re-reads the database when its
+    wait ends."""
+
+    def __init__(self, redis: Redis, channel: str) -> None:
+        super().__init__()
+        self._redis = redis
+        self._channel = channel
+        self._listener: asyncio.Task[None] | None = None
+
+    async def notify(self, invocation_ids: Iterable[str]) -> None:
+        ids = list(invocation_ids)
+        if ids:
+            self.wake(ids)
+            await self._redis.publish(self._channel, json.dumps(ids))
+
+    async def start(self) -> None:
+        pubsub = self._redis.pubsub()
+        await pubsub.subscribe(self._channel)
+        self._listener = asyncio.create_task(self._listen(pubsub), name="notify-listener")
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._listener
+
+    async def _listen(self, pubsub: PubSub) -> None:
+        try:
+            while True:
+                try:
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            self.wake(json.loads(message["data"]))
+                except (RedisError, OSError, ValueError) as exc:
+                    log.warning("notification channel interrupted (%s); resubscribing", exc)
+                    await asyncio.sleep(1)
+                    await pubsub.subscribe(self._channel)
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]

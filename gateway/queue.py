@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
 from typing import Protocol
 
 log = logging.getLogger("gateway.queue")
@@ -18,8 +19,7 @@ Handler = Callable[[str], Awaitable[None]]
 
 class DispatchQueue(Protocol):
     async def enqueue(self, invocation_ids: Iterable[str]) -> None: ...
-    async def start(self, handler: Handler) -> None: ...
-    async def stop(self) -> None: ...
+    async def schedule_expiry(self, invocation_id: str, deadline: datetime) -> None: ...
 
 
 class InProcessQueue:
@@ -37,6 +37,9 @@ class InProcessQueue:
             if invocation_id not in self._waiting:
                 self._waiting.add(invocation_id)
                 self._queue.put_nowait(invocation_id)
+
+    async def schedule_expiry(self, invocation_id: str, deadline: datetime) -> None:
+        """Nothing to do: the sweep, every GATEWAY_SWEEP_INTERVAL, expires what is due."""
 
     async def start(self, handler: Handler) -> None:
         self._workers = [

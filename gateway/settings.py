@@ -37,6 +37,11 @@ class Settings:
     bootstrap_client_id: str = ""
     bootstrap_client_secret: str = ""
     triggers_file: str = ""
+    # Distributed mode: with a Redis URL, API processes enqueue and `gateway worker` delivers.
+    redis_url: str = ""
+    queue_name: str = "gateway"
+    # How often an idle worker polls Redis for jobs, in seconds.
+    worker_poll_delay: float = 0.05
     log_level: str = "INFO"
     host: str = "127.0.0.1"
     port: int = 8080
@@ -63,6 +68,10 @@ class Settings:
             raise SettingsError("GATEWAY_DISPATCH_CONCURRENCY must be at least 1")
         if self.sweep_interval <= 0:
             raise SettingsError("GATEWAY_SWEEP_INTERVAL must be a positive number of seconds")
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError("GATEWAY_REDIS_URL must be a redis:// or rediss:// URL")
+        if self.worker_poll_delay <= 0:
+            raise SettingsError("GATEWAY_WORKER_POLL_DELAY must be a positive number of seconds")
         if not self.public_url.startswith(("http://", "https://")):
             raise SettingsError("GATEWAY_PUBLIC_URL must start with http:// or https://")
         if bool(self.bootstrap_client_id) != bool(self.bootstrap_client_secret):

@@ -1,0 +1,79 @@
+"""Build a process's Runtime: the same pieces for `serve` and `worker`, wired per mode.
+
+| | embedded (no GATEWAY_REDIS_URL) | distributed |
+|---|---|---|
+| queue | in-process workers in `serve` | arq on Redis, drained by `gateway worker` |
+| sweep | in `serve` | in every `gateway worker` |
+| long-poll wake-ups | in-process | published on Redis |
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Literal
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway import arq_queue, db, invocations, triggers
+from gateway.clients import ensure_bootstrap_client
+from gateway.dispatch import create_client
+from gateway.notify import Notifier, RedisNotifier
+from gateway.queue import DispatchQueue, InProcessQueue
+from gateway.runtime import Runtime
+from gateway.security import Keys
+from gateway.settings import Settings
+from gateway.sweep import sweep_forever
+
+log = logging.getLogger("gateway")
+
+Role = Literal["api", "worker"]
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings, role: Role) -> AsyncIterator[Runtime]:
+    async with AsyncExitStack() as stack:
+        engine = db.create_engine(settings.database_url)
+        stack.push_async_callback(engine.dispose)
+        sessions = await _prepare_database(engine, settings, role)
+        http = create_client(settings.dispatch_concurrency)
+        stack.push_async_callback(http.aclose)
+        queue: DispatchQueue
+        notifier: Notifier
+        if settings.redis_url:
+            redis = await arq_queue.connect(settings.redis_url, settings.queue_name)
+            stack.push_async_callback(redis.aclose)
+            queue = arq_queue.ArqQueue(redis)
+            notifier = RedisNotifier(redis, channel=f"{settings.queue_name}:terminal")
+        else:
+            queue = InProcessQueue(settings.dispatch_concurrency)
+            notifier = Notifier()
+        rt = Runtime(settings, sessions, Keys(settings.signing_keys), queue, notifier, http)
+        await notifier.start()
+        stack.push_async_callback(notifier.stop)
+        if isinstance(queue, InProcessQueue):
+            await queue.start(lambda invocation_id: invocations.dispatch_one(rt, invocation_id))
+            stack.push_async_callback(queue.stop)
+        if role == "worker" or not settings.redis_url:
+            sweeper = asyncio.create_task(sweep_forever(rt), name="sweep")
+            stack.push_async_callback(_cancel, sweeper)
+        yield rt
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def _prepare_database(engine: AsyncEngine, settings: Settings, role: Role) -> db.Sessions:
+    await db.create_schema(engine)
+    sessions = db.sessionmaker(engine)
+    if role == "api":
+        await ensure_bootstrap_client(sessions, settings)
+        if settings.triggers_file:
+            count = await triggers.load_catalog(sessions, Path(settings.triggers_file))
+            log.info("loaded %d trigger(s) from %s", count, settings.triggers_file)
+    return sessions
