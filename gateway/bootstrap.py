@@ -69,7 +69,7 @@ async def _cancel(task: asyncio.Task[None]) -> None:
 
 
 async def _prepare_database(engine: AsyncEngine, settings: Settings, role: Role) -> db.Sessions:
-    await db.create_schema(engine)
+    await db.prepare_schema(engine)
     sessions = db.sessionmaker(engine)
     if role == "api":
         await ensure_bootstrap_client(sessions, settings)

@@ -1,14 +1,16 @@
-"""The ``gateway`` command: serve, example-subscriber."""
+"""The ``gateway`` command: serve, worker, migrate, example-subscriber."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 
 import uvicorn
 from sqlalchemy import make_url
 
+from gateway import db
 from gateway.app import create_app
 from gateway.example_subscriber import create_example_subscriber
 from gateway.settings import Settings, SettingsError
@@ -20,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the API and the in-process dispatcher")
     serve.add_argument("--host", help="address to listen on (default: GATEWAY_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default: GATEWAY_PORT or 8080)")
+    commands.add_parser("migrate", help="create or upgrade the database schema (Alembic)")
     worker = commands.add_parser(
         "worker", help="run an arq worker that delivers invocations (needs GATEWAY_REDIS_URL)"
     )
@@ -53,11 +56,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.command == "worker":
         return run_worker(settings, check_only=args.check)
+    if args.command == "migrate":
+        return asyncio.run(run_migrate(settings))
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
     database = make_url(settings.database_url).render_as_string(hide_password=True)
     print(f"gateway: serving on http://{host}:{port} (database {database})", file=sys.stderr)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+    return 0
+
+
+async def run_migrate(settings: Settings) -> int:
+    engine = db.create_engine(settings.database_url)
+    try:
+        await db.migrate(engine)
+    finally:
+        await engine.dispose()
+    print("gateway: the database schema is up to date", file=sys.stderr)
     return 0
 
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
-from sqlmodel import SQLModel
 
 from gateway import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
@@ -41,6 +45,42 @@ def sessionmaker(engine: AsyncEngine) -> Sessions:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-async def create_schema(engine: AsyncEngine) -> None:
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class SchemaOutOfDate(RuntimeError):
+    pass
+
+
+def _alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Bring the schema to the newest revision (Alembic), on SQLite and PostgreSQL alike."""
     async with engine.begin() as conn:
-        await conn.run_sync(SQLModel.metadata.create_all)
+        await conn.run_sync(lambda sync: command.upgrade(_alembic_config(sync), "head"))
+
+
+async def check_schema(engine: AsyncEngine) -> None:
+    """Refuse to run on a schema older (or newer) than this code's."""
+    async with engine.connect() as conn:
+        current = await conn.run_sync(lambda sync: MigrationContext.configure(sync).get_current_revision())
+    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    if current != head:
+        raise SchemaOutOfDate(
+            f"the database schema is at revision {current or 'none'}, this gateway needs {head}: "
+            "run `gateway migrate` first"
+        )
+
+
+async def prepare_schema(engine: AsyncEngine) -> None:
+    """The embedded default creates and upgrades its schema itself; a shared server
+    database is migrated on purpose, by `gateway migrate`, never by a racing start-up."""
+    if engine.dialect.name == "sqlite":
+        await migrate(engine)
+    else:
+        await check_schema(engine)

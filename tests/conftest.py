@@ -1,24 +1,38 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
+from redis.asyncio import Redis
 
 from gateway.app import create_app
-from gateway.settings import Settings
+from gateway.settings import PREFIX, Settings
 from tests.gateway_client import GatewayClient
 from tests.servers import Subscriber, bound_socket, serve
+from tests.services import Store, distributed_store, drop_store
 
 CLIENT_ID = "test-admin"
 CLIENT_SECRET = "test-admin-secret-0123456789"
+MODES = ["embedded", "distributed"]
 
 
-def make_settings(tmp_path: Path, public_url: str, **overrides: Any) -> Settings:
+def make_settings(tmp_path: Path | Store, public_url: str, **overrides: Any) -> Settings:
+    store = tmp_path if isinstance(tmp_path, Store) else Store("embedded", tmp_path)
     values: dict[str, Any] = {
-        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}",
+        "database_url": store.database_url,
+        "redis_url": store.redis_url,
+        "queue_name": store.queue_name,
         "public_url": public_url,
         "secret_key": "test-secret-key-not-for-production",
         "bootstrap_client_id": CLIENT_ID,
@@ -39,27 +53,92 @@ async def subscriber() -> AsyncIterator[Subscriber]:
         yield sub
 
 
-GatewayFactory = Callable[..., Any]
+@pytest.fixture(params=MODES)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """Each test runs on the embedded default and on PostgreSQL + Redis + a worker process."""
+    if request.param == "embedded":
+        yield Store("embedded", tmp_path)
+        return
+    store = await distributed_store(tmp_path)
+    try:
+        yield store
+    finally:
+        await drop_store(store)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=MODES)
+async def module_store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Store]:
+    """The same two modes, for modules that share one gateway between their tests."""
+    path = tmp_path_factory.mktemp("module")
+    if request.param == "embedded":
+        yield Store("embedded", path)
+        return
+    store = await distributed_store(path)
+    try:
+        yield store
+    finally:
+        await drop_store(store)
 
 
 @pytest.fixture
-async def gateway(tmp_path: Path) -> AsyncIterator[GatewayClient]:
-    """A gateway on a fresh SQLite file, served over real HTTP, with an admin token."""
-    async with start_gateway(tmp_path) as client:
+async def gateway(store: Store) -> AsyncIterator[GatewayClient]:
+    """A gateway served over real HTTP, with an admin token (and, distributed, its worker)."""
+    async with start_gateway(store) as client:
         yield client
 
 
-def start_gateway(tmp_path: Path, **overrides: Any) -> Any:
-    from contextlib import asynccontextmanager
-
+def start_gateway(where: Path | Store, **overrides: Any) -> AbstractAsyncContextManager[GatewayClient]:
     @asynccontextmanager
     async def running() -> AsyncIterator[GatewayClient]:
         sock = bound_socket()
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        settings = make_settings(tmp_path, url, **overrides)
-        async with serve(create_app(settings), sock), httpx.AsyncClient(base_url=url, timeout=60) as http:
+        settings = make_settings(where, url, **overrides)
+        async with (
+            worker_process(settings),
+            serve(create_app(settings), sock),
+            httpx.AsyncClient(base_url=url, timeout=60) as http,
+        ):
             client = GatewayClient(http, settings)
             await client.login(CLIENT_ID, CLIENT_SECRET)
             yield client
 
     return running()
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    return {PREFIX + f.name.upper(): str(getattr(settings, f.name)) for f in fields(settings)}
+
+
+@asynccontextmanager
+async def worker_process(settings: Settings) -> AsyncIterator[subprocess.Popen[bytes] | None]:
+    """`gateway worker` as its own process, when the settings name a Redis server."""
+    if not settings.redis_url:
+        yield None
+        return
+    env = {**os.environ, **settings_env(settings), "GATEWAY_LOG_LEVEL": "WARNING"}
+    # Popen only forks; the wait for readiness below is asynchronous.
+    process = subprocess.Popen([sys.executable, "-m", "gateway.cli", "worker"], env=env)  # noqa: ASYNC220
+    try:
+        await wait_until_healthy(settings, process)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.to_thread(process.wait, 10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                await asyncio.to_thread(process.wait)
+
+
+async def wait_until_healthy(settings: Settings, process: subprocess.Popen[bytes]) -> None:
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        async with asyncio.timeout(30):
+            while not await redis.exists(f"{settings.queue_name}:health-check"):
+                assert process.poll() is None, f"gateway worker exited with {process.returncode}"
+                await asyncio.sleep(0.05)
+    finally:
+        await redis.aclose()

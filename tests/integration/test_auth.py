@@ -17,6 +17,7 @@ from gateway.app import create_app
 from tests.conftest import CLIENT_ID, CLIENT_SECRET, make_settings, start_gateway
 from tests.gateway_client import GatewayClient
 from tests.servers import bound_socket, serve
+from tests.services import Store, stored_bytes
 
 # One gateway serves the whole module (tests that need other settings start their own).
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -38,9 +39,8 @@ def assert_error_format(body: dict[str, Any]) -> str:
     return str(body["messages"][0]["text"])
 
 
-def db_bytes(gateway: GatewayClient) -> bytes:
-    """Every byte SQLite keeps for the gateway's database (main file, WAL and shared memory)."""
-    return files_bytes(Path(gateway.settings.database_url.split(":///", 1)[1]))
+async def db_bytes(gateway: GatewayClient) -> bytes:
+    return await stored_bytes(gateway.settings.database_url)
 
 
 def files_bytes(db_path: Path) -> bytes:
@@ -48,8 +48,8 @@ def files_bytes(db_path: Path) -> bytes:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[GatewayClient]:
-    async with start_gateway(tmp_path_factory.mktemp("auth")) as client:
+async def gateway(module_store: Store) -> AsyncIterator[GatewayClient]:
+    async with start_gateway(module_store) as client:
         yield client
 
 
@@ -222,6 +222,6 @@ async def test_bootstrap_client_is_generated_and_printed_once(
 
 
 async def test_configured_client_secret_is_not_stored(gateway: GatewayClient) -> None:
-    stored = db_bytes(gateway)
+    stored = await db_bytes(gateway)
     assert CLIENT_ID.encode() in stored
     assert CLIENT_SECRET.encode() not in stored

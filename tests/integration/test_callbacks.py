@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from tests.conftest import start_gateway
 from tests.gateway_client import GatewayClient
 from tests.servers import Subscriber, answer, hang
+from tests.services import Store
 
 OUTPUT_SCHEMA = {"type": "object", "required": ["approver"], "properties": {"approver": {"type": "string"}}}
 
@@ -162,12 +162,12 @@ async def test_long_poll_wakes_on_expiry(gateway: GatewayClient, subscriber: Sub
 
 
 async def test_deadline_passed_while_stopped_expires_after_restart(
-    tmp_path: Path, subscriber: Subscriber
+    store: Store, subscriber: Subscriber
 ) -> None:
-    async with start_gateway(tmp_path) as gateway:
+    async with start_gateway(store) as gateway:
         invocation_id, meta = await awaiting(gateway, subscriber, deadline="PT1S")
     await asyncio.sleep(1.2)  # the deadline passes while no gateway runs
-    async with start_gateway(tmp_path) as gateway:
+    async with start_gateway(store) as gateway:
         status = await gateway.status(invocation_id, wait=2)
         assert status["status"] == "EXPIRED"
         response = await gateway.complete(
@@ -176,10 +176,10 @@ async def test_deadline_passed_while_stopped_expires_after_restart(
         assert response.status_code == 410
 
 
-async def test_callback_secret_survives_a_restart(tmp_path: Path, subscriber: Subscriber) -> None:
-    async with start_gateway(tmp_path) as gateway:
+async def test_callback_secret_survives_a_restart(store: Store, subscriber: Subscriber) -> None:
+    async with start_gateway(store) as gateway:
         invocation_id, meta = await awaiting(gateway, subscriber)
-    async with start_gateway(tmp_path) as gateway:
+    async with start_gateway(store) as gateway:
         response = await gateway.complete(
             on_new_port(gateway, meta), {"secret": meta["secret"], "output": {"approver": "x"}}
         )
@@ -188,9 +188,9 @@ async def test_callback_secret_survives_a_restart(tmp_path: Path, subscriber: Su
 
 
 async def test_delivery_cut_off_by_a_stop_is_retried_after_restart(
-    tmp_path: Path, subscriber: Subscriber
+    store: Store, subscriber: Subscriber
 ) -> None:
-    async with start_gateway(tmp_path) as gateway:
+    async with start_gateway(store) as gateway:
         await gateway.create_trigger()
         url = subscriber.endpoint("flaky", hang(30))
         await gateway.subscribe("test:approver", url, "SYNC")
@@ -198,7 +198,7 @@ async def test_delivery_cut_off_by_a_stop_is_retried_after_restart(
         await subscriber.wait_for(1)
     # Stopped mid-delivery: the invocation is left DISPATCHING in the database.
     subscriber.behaviours["flaky"] = answer(200, {"approver": "second try"})
-    async with start_gateway(tmp_path) as gateway:
+    async with start_gateway(store) as gateway:
         status = await gateway.final_status(invocation["id"], within=20)
     assert status["status"] == "COMPLETED"
     assert status["attempts"] == 2

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import base64
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import start_gateway
 from tests.gateway_client import GatewayClient
 from tests.servers import Subscriber, answer, hang
+from tests.services import Store
 
 OUTPUT_SCHEMA = {
     "type": "object",
@@ -167,8 +167,8 @@ async def test_time_limit_fails_a_silent_subscriber(gateway: GatewayClient, subs
 
 
 @pytest.mark.slow
-async def test_default_time_limit_is_ten_seconds(tmp_path: Path, subscriber: Subscriber) -> None:
-    async with start_gateway(tmp_path, response_timeout=10.0) as gateway:
+async def test_default_time_limit_is_ten_seconds(store: Store, subscriber: Subscriber) -> None:
+    async with start_gateway(store, response_timeout=10.0) as gateway:
         invocation = await raise_once(gateway, subscriber, "SYNC", hang(60))
         status = await gateway.final_status(invocation["id"], within=20)
     assert gateway.settings.response_timeout == 10.0
@@ -196,8 +196,8 @@ async def test_unreachable_subscriber_fails(gateway: GatewayClient) -> None:
     assert "could not deliver" in status["completeInvocationInput"]["localizedError"]["message"]
 
 
-async def test_oversized_answer_fails(tmp_path: Path, subscriber: Subscriber) -> None:
-    async with start_gateway(tmp_path, max_response_bytes=1000) as gateway:
+async def test_oversized_answer_fails(store: Store, subscriber: Subscriber) -> None:
+    async with start_gateway(store, max_response_bytes=1000) as gateway:
         invocation = await raise_once(gateway, subscriber, "SYNC", answer(200, {"approver": "x" * 5000}))
         status = await gateway.final_status(invocation["id"])
     assert "larger than 1000 bytes" in status["completeInvocationInput"]["localizedError"]["message"]

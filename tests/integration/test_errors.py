@@ -19,6 +19,7 @@ from gateway.app import create_app
 from tests.conftest import make_settings, start_gateway
 from tests.gateway_client import GatewayClient
 from tests.servers import Subscriber, answer, bound_socket, serve
+from tests.services import Store
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -26,8 +27,8 @@ LIMIT = 2048
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[GatewayClient]:
-    async with start_gateway(tmp_path_factory.mktemp("errors")) as client:
+async def gateway(module_store: Store) -> AsyncIterator[GatewayClient]:
+    async with start_gateway(module_store) as client:
         await client.create_trigger("errors:approver")
         yield client
 

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +15,7 @@ import pytest_asyncio
 from tests.conftest import start_gateway
 from tests.gateway_client import GatewayClient
 from tests.servers import Subscriber, answer, serve
+from tests.services import Store, stored_bytes
 
 # One gateway serves the whole module; every test defines its own triggers.
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -25,8 +25,8 @@ PATCH_JSON = {"content-type": "application/json-patch+json"}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[GatewayClient]:
-    async with start_gateway(tmp_path_factory.mktemp("subscriptions")) as client:
+async def gateway(module_store: Store) -> AsyncIterator[GatewayClient]:
+    async with start_gateway(module_store) as client:
         yield client
 
 
@@ -60,10 +60,8 @@ def error_text(response: httpx.Response) -> str:
     return " ".join(m["text"] for m in [*body["messages"], *body["causes"]])
 
 
-def db_bytes(gateway: GatewayClient) -> bytes:
-    """Every byte SQLite keeps for the gateway's database (main file, WAL and shared memory)."""
-    path = Path(gateway.settings.database_url.split(":///", 1)[1])
-    return b"".join(p.read_bytes() for p in sorted(path.parent.glob(path.name + "*")))
+async def db_bytes(gateway: GatewayClient) -> bytes:
+    return await stored_bytes(gateway.settings.database_url)
 
 
 async def test_create_answers_201_with_defaults(gateway: GatewayClient) -> None:
@@ -104,7 +102,7 @@ async def test_basic_auth_password_is_write_only(gateway: GatewayClient) -> None
     for doc in (created.json(), fetched.json(), listed.json()[0], replaced.json()):
         assert doc["httpConfig"]["basicAuthConfig"] == {"userName": "ada", "password": None}
         assert password not in str(doc)
-    assert password.encode() not in db_bytes(gateway)
+    assert password.encode() not in (await db_bytes(gateway))
 
 
 async def test_bearer_token_is_write_only(gateway: GatewayClient) -> None:
@@ -125,7 +123,7 @@ async def test_bearer_token_is_write_only(gateway: GatewayClient) -> None:
         assert doc["httpConfig"]["httpAuthenticationType"] == "BEARER_TOKEN"
         assert doc["httpConfig"]["bearerTokenAuthConfig"] == {"bearerToken": None}
         assert token not in str(doc)
-    assert token.encode() not in db_bytes(gateway)
+    assert token.encode() not in (await db_bytes(gateway))
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ import pytest_asyncio
 from gateway.app import create_app
 from tests.conftest import make_settings, start_gateway
 from tests.gateway_client import GatewayClient
+from tests.services import Store
 
 # One gateway serves the whole module; every test uses its own trigger ids.
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -31,8 +32,8 @@ OUTPUT_SCHEMA: dict[str, Any] = {
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[GatewayClient]:
-    async with start_gateway(tmp_path_factory.mktemp("triggers")) as client:
+async def gateway(module_store: Store) -> AsyncIterator[GatewayClient]:
+    async with start_gateway(module_store) as client:
         yield client
 
 
