@@ -54,16 +54,35 @@ def main(argv: list[str] | None = None) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
-    if args.command == "worker":
-        return run_worker(settings, check_only=args.check)
     if args.command == "migrate":
         return asyncio.run(run_migrate(settings))
+    if not (args.command == "worker" and args.check):
+        problem = asyncio.run(schema_problem(settings))
+        if problem:
+            print(f"gateway: {problem}", file=sys.stderr)
+            return 2
+    if args.command == "worker":
+        return run_worker(settings, check_only=args.check)
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
     database = make_url(settings.database_url).render_as_string(hide_password=True)
     print(f"gateway: serving on http://{host}:{port} (database {database})", file=sys.stderr)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
     return 0
+
+
+async def schema_problem(settings: Settings) -> str | None:
+    """Why this database cannot be served yet (a server database not migrated), if so."""
+    if settings.database_url.startswith("sqlite"):
+        return None  # the embedded default migrates itself on start
+    engine = db.create_engine(settings.database_url)
+    try:
+        await db.check_schema(engine)
+    except db.SchemaOutOfDate as exc:
+        return str(exc)
+    finally:
+        await engine.dispose()
+    return None
 
 
 async def run_migrate(settings: Settings) -> int:

@@ -89,14 +89,19 @@ async def gateway(store: Store) -> AsyncIterator[GatewayClient]:
         yield client
 
 
-def start_gateway(where: Path | Store, **overrides: Any) -> AbstractAsyncContextManager[GatewayClient]:
+def start_gateway(
+    where: Path | Store, *, worker: bool = True, **overrides: Any
+) -> AbstractAsyncContextManager[GatewayClient]:
+    """A gateway API process on ``where``'s state; distributed, also a worker process
+    unless ``worker=False``."""
+
     @asynccontextmanager
     async def running() -> AsyncIterator[GatewayClient]:
         sock = bound_socket()
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         settings = make_settings(where, url, **overrides)
         async with (
-            worker_process(settings),
+            worker_process(settings if worker else None),
             serve(create_app(settings), sock),
             httpx.AsyncClient(base_url=url, timeout=60) as http,
         ):
@@ -112,9 +117,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def worker_process(settings: Settings) -> AsyncIterator[subprocess.Popen[bytes] | None]:
+async def worker_process(settings: Settings | None) -> AsyncIterator[subprocess.Popen[bytes] | None]:
     """`gateway worker` as its own process, when the settings name a Redis server."""
-    if not settings.redis_url:
+    if settings is None or not settings.redis_url:
         yield None
         return
     env = {**os.environ, **settings_env(settings), "GATEWAY_LOG_LEVEL": "WARNING"}

@@ -1,0 +1,113 @@
+"""What only the distributed mode has: several processes, Redis that can lose everything."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from gateway import db
+from tests.conftest import make_settings, settings_env, start_gateway, worker_process
+from tests.servers import Subscriber, answer
+from tests.services import Store, distributed_store, drop_store
+
+
+@pytest.fixture
+async def shared(tmp_path: Path) -> AsyncIterator[Store]:
+    store = await distributed_store(tmp_path)
+    try:
+        yield store
+    finally:
+        await drop_store(store)
+
+
+async def flush_queue(store: Store) -> int:
+    """What a Redis restart with an empty memory does to this gateway's keys."""
+    redis = Redis.from_url(store.redis_url)
+    try:
+        keys = [key async for key in redis.scan_iter(match=f"{store.queue_name}*")]
+        keys += [key async for key in redis.scan_iter(match="arq:*")]
+        return int(await redis.delete(*keys)) if keys else 0
+    finally:
+        await redis.aclose()
+
+
+async def test_callback_to_one_api_process_wakes_a_long_poll_in_another(
+    shared: Store, subscriber: Subscriber
+) -> None:
+    async with start_gateway(shared) as a, start_gateway(shared, worker=False) as b:
+        await a.create_trigger()
+        await a.subscribe("test:approver", subscriber.endpoint("ack", answer(200, {})), "ASYNC")
+        [invocation] = await a.start("test:approver", {})
+        [received] = await subscriber.wait_for(1)
+        meta = received.body["_metadata"]
+        poll = asyncio.create_task(b.status(invocation["id"], wait=20))
+        await asyncio.sleep(0.3)  # B is now waiting
+        called_back = time.monotonic()
+        response = await a.complete(meta["callbackURL"], {"secret": meta["secret"], "output": {"ok": 1}})
+        assert response.status_code == 204
+        status = await poll
+        woke_after = time.monotonic() - called_back
+    assert status["status"] == "COMPLETED"
+    assert woke_after < 0.5, f"B woke {woke_after:.2f} s after A took the callback"
+
+
+async def test_deliveries_lost_with_redis_are_recovered_by_the_sweep(
+    shared: Store, subscriber: Subscriber
+) -> None:
+    async with start_gateway(shared, worker=False) as api:
+        await api.create_trigger("test:fanout", type="FIRE_AND_FORGET")
+        await api.subscribe("test:fanout", subscriber.endpoint("f", answer(200, {})))
+        invocations = [(await api.start("test:fanout", {"n": n}))[0] for n in range(5)]
+        assert await flush_queue(shared) > 0  # the queued jobs are gone
+        assert subscriber.received == []
+        async with worker_process(api.settings):  # only the database knows about them now
+            for invocation in invocations:
+                assert (await api.final_status(invocation["id"], within=15))["status"] == "COMPLETED"
+    assert sorted(r.body["n"] for r in subscriber.received) == list(range(5))
+
+
+async def test_deadline_jobs_lost_with_redis_still_expire(shared: Store, subscriber: Subscriber) -> None:
+    async with start_gateway(shared) as gateway:
+        await gateway.create_trigger()
+        url = subscriber.endpoint("ack", answer(200, {}))
+        await gateway.subscribe("test:approver", url, "ASYNC", responseDeadline="PT2S")
+        [invocation] = await gateway.start("test:approver", {})
+        await subscriber.wait_for(1)
+        await asyncio.sleep(0.3)
+        await flush_queue(shared)  # the deferred expiry job is gone
+        status = await gateway.status(invocation["id"], wait=5)
+    assert status["status"] == "EXPIRED"
+
+
+async def gateway_command(store: Store, *args: str) -> subprocess.CompletedProcess[bytes]:
+    env = {**os.environ, **settings_env(make_settings(store, "http://127.0.0.1:1"))}
+    command = [sys.executable, "-m", "gateway.cli", *args]
+    return await asyncio.to_thread(subprocess.run, command, env=env, capture_output=True, timeout=60)
+
+
+async def test_worker_check_reports_health(shared: Store) -> None:
+    assert (await gateway_command(shared, "worker", "--check")).returncode == 1
+    async with worker_process(make_settings(shared, "http://127.0.0.1:1")):
+        assert (await gateway_command(shared, "worker", "--check")).returncode == 0
+
+
+async def test_server_database_must_be_migrated_first(shared: Store) -> None:
+    engine = db.create_engine(shared.database_url)
+    async with engine.begin() as conn:  # an empty database, as a new server gives
+        await conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+        await conn.exec_driver_sql("CREATE SCHEMA public")
+    await engine.dispose()
+    refused = await gateway_command(shared, "worker")
+    assert refused.returncode != 0
+    assert b"run `gateway migrate` first" in refused.stderr
+    assert (await gateway_command(shared, "migrate")).returncode == 0
+    async with worker_process(make_settings(shared, "http://127.0.0.1:1")):
+        assert (await gateway_command(shared, "worker", "--check")).returncode == 0
