@@ -194,8 +194,9 @@ async def _record(rt: Runtime, inv: Invocation, outcome: dispatch.Outcome) -> No
     else:
         values = {"status": Status.FAILED, "error": outcome.error, "completed": now}
     async with rt.sessions() as session:
-        # A callback may have completed it while we waited for the acknowledgement.
-        changed = await _transition(session, inv.id, {Status.DISPATCHING}, **values)
+        # A callback may have completed it while we waited for the acknowledgement, and
+        # only this attempt may record its outcome (not one that a sweep started again).
+        changed = await _transition(session, inv.id, {Status.DISPATCHING}, attempt=inv.attempts, **values)
         await session.commit()
     if changed and outcome.kind == "awaiting":
         await rt.queue.schedule_expiry(inv.id, inv.deadline)
@@ -338,13 +339,22 @@ async def requeue_due(rt: Runtime) -> list[str]:
 
 
 async def _transition(
-    session: AsyncSession, invocation_id: str, expected: Iterable[Status], **values: Any
+    session: AsyncSession,
+    invocation_id: str,
+    expected: Iterable[Status],
+    *,
+    attempt: int | None = None,
+    **values: Any,
 ) -> bool:
-    result = await session.execute(
+    """Apply ``values`` only if the invocation is still in an ``expected`` state (and, given
+    ``attempt``, still on that delivery attempt): the compare-and-set every transition uses."""
+    query = (
         update(Invocation)
         .where(col(Invocation.id) == invocation_id)
         .where(col(Invocation.status).in_([s.value for s in expected]))
-        .values(**values)
     )
+    if attempt is not None:
+        query = query.where(col(Invocation.attempts) == attempt)
+    result = await session.execute(query.values(**values))
     assert isinstance(result, CursorResult)
     return result.rowcount == 1
