@@ -1,7 +1,9 @@
 """The distributed queue: arq on Redis, with a JSON serializer (never pickle).
 
-Job ids are derived from the invocation id, so enqueueing the same delivery twice while it
-waits or runs is harmless; results are not kept, so the sweep can queue it again later.
+Job ids are derived from the invocation id and its attempt count, so enqueueing the same
+delivery twice while it waits or runs is harmless, and a delivery that a killed worker cut
+off is queued again at once as a new job (the dead worker's job id stays locked until arq's
+own timeout). Results are not kept, so the sweep can queue a lost job again later.
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
 
+from gateway.queue import DispatchJob
+
 DISPATCH = "dispatch"
 EXPIRE = "expire"
 
 
 def serialize(job: dict[str, Any]) -> bytes:
-    return json.dumps(job, separators=(",", ":")).encode()
+    # default=str: arq also stores its own error objects for jobs that failed.
+    return json.dumps(job, separators=(",", ":"), default=str).encode()
 
 
 def deserialize(data: bytes) -> dict[str, Any]:
@@ -39,9 +44,10 @@ class ArqQueue:
     def __init__(self, redis: ArqRedis) -> None:
         self.redis = redis
 
-    async def enqueue(self, invocation_ids: Iterable[str]) -> None:
-        for invocation_id in invocation_ids:
-            await self.redis.enqueue_job(DISPATCH, invocation_id, _job_id=f"{DISPATCH}:{invocation_id}")
+    async def enqueue(self, jobs: Iterable[DispatchJob]) -> None:
+        for invocation_id, attempts in jobs:
+            job_id = f"{DISPATCH}:{invocation_id}:{attempts}"
+            await self.redis.enqueue_job(DISPATCH, invocation_id, _job_id=job_id)
 
     async def schedule_expiry(self, invocation_id: str, deadline: datetime) -> None:
         await self.redis.enqueue_job(

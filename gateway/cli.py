@@ -107,7 +107,7 @@ def run_worker(settings: Settings, *, check_only: bool) -> int:
 
     if check_only:
         return worker.check(settings)
-    worker.create_worker(settings).run()
+    worker.run(settings)
     return 0
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import secrets
 import sys
+from contextlib import suppress
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from gateway.db import Sessions
 from gateway.models import ApiClient, utcnow
@@ -24,7 +26,9 @@ async def ensure_bootstrap_client(sessions: Sessions, settings: Settings) -> Non
             elif not verify_secret(settings.bootstrap_client_secret, client.secret_hash):
                 client.secret_hash = hash_secret(settings.bootstrap_client_secret)
                 client.scopes = ALL_SCOPES
-            await session.commit()
+            # Another process starting at the same moment may have created it first.
+            with suppress(IntegrityError):
+                await session.commit()
             return
         if (await session.execute(select(func.count()).select_from(ApiClient))).scalar_one():
             return

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
@@ -61,16 +62,29 @@ def create_client(max_connections: int) -> httpx.AsyncClient:
 async def deliver(
     client: httpx.AsyncClient, delivery: Delivery, *, time_limit: float, max_bytes: int
 ) -> Outcome:
+    target = redacted(delivery.url)
+    # A fire-and-forget answer's body is never used: do not read it.
+    limit = 0 if delivery.fire_and_forget else max_bytes
     try:
         async with asyncio.timeout(time_limit):
-            status, body = await _post(client, delivery, max_bytes)
+            status, body = await _post(client, delivery, limit)
     except TimeoutError:
-        return failed(f"no answer from {delivery.url} within {time_limit:g} s")
+        return failed(f"no answer from {target} within {time_limit:g} s")
     except _TooLarge:
         return failed(f"the subscriber's answer is larger than {max_bytes} bytes")
-    except httpx.HTTPError as exc:
-        return failed(f"could not deliver to {delivery.url}: {type(exc).__name__}: {exc}")
+    except Exception as exc:
+        # Refused connections, DNS failures, and answers that are not HTTP at all (the
+        # transport lets some aiohttp errors through unmapped): all end the delivery.
+        return failed(f"could not deliver to {target}: {type(exc).__name__}")
     return classify(delivery, status, body)
+
+
+def redacted(url: str) -> str:
+    """The URL without query, fragment or user info, which may carry credentials."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 class _TooLarge(Exception):
@@ -83,6 +97,8 @@ async def _post(client: httpx.AsyncClient, delivery: Delivery, max_bytes: int) -
     try:
         chunks: list[bytes] = []
         size = 0
+        if max_bytes == 0:
+            return response.status_code, b""
         async for chunk in response.aiter_bytes():
             size += len(chunk)
             if size > max_bytes:
@@ -117,6 +133,8 @@ def output_outcome(body: bytes, schema: dict[str, Any] | None) -> Outcome:
         output = jsonutil.loads(body)
     except (ValueError, RecursionError):
         return failed("the subscriber's answer is not JSON" + (" (empty body)" if not body else ""))
+    if output is None:
+        return failed("the subscriber's answer is null; send the output as JSON")
     problems = jsonschemas.validate(schema, output)
     if problems:
         return failed("the output does not match the trigger's outputSchema: " + "; ".join(problems))

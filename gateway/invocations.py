@@ -11,11 +11,11 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, update
+from sqlalchemy import ColumnElement, CursorResult, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -32,6 +32,7 @@ from gateway.models import (
     TriggerType,
     utcnow,
 )
+from gateway.queue import DispatchJob
 from gateway.runtime import Runtime
 from gateway.schemas import parse_deadline, timestamp
 
@@ -89,7 +90,8 @@ async def start(
         ]
         session.add_all(invocations)
         await session.commit()
-    await rt.queue.enqueue(inv.id for inv in invocations)
+    jobs = [DispatchJob(inv.id) for inv in invocations]
+    await _best_effort("queueing deliveries", rt.queue.enqueue(jobs))
     return invocations
 
 
@@ -196,12 +198,17 @@ async def _record(rt: Runtime, inv: Invocation, outcome: dispatch.Outcome) -> No
     async with rt.sessions() as session:
         # A callback may have completed it while we waited for the acknowledgement, and
         # only this attempt may record its outcome (not one that a sweep started again).
-        changed = await _transition(session, inv.id, {Status.DISPATCHING}, attempt=inv.attempts, **values)
+        changed = await _transition(
+            session, inv.id, {Status.DISPATCHING}, col(Invocation.attempts) == inv.attempts, **values
+        )
         await session.commit()
-    if changed and outcome.kind == "awaiting":
-        await rt.queue.schedule_expiry(inv.id, inv.deadline)
-    elif changed:
-        await rt.notifier.notify([inv.id])
+    if not changed:
+        log.info("invocation=%s outcome=%s not recorded: it moved on meanwhile", inv.id, outcome.kind)
+        return
+    if outcome.kind == "awaiting":
+        await _best_effort("scheduling expiry", rt.queue.schedule_expiry(inv.id, inv.deadline))
+    else:
+        await _best_effort("waking long-polls", rt.notifier.notify([inv.id]))
     log.info(
         "invocation=%s subscription=%s outcome=%s%s",
         inv.id,
@@ -223,8 +230,7 @@ async def complete(rt: Runtime, invocation_id: str, secret: str, output: Any, er
         _check_can_complete(inv, digest)
         if Status(inv.status).terminal:
             return  # the same completion again
-        if utcnow() >= inv.deadline:
-            await expire_due(rt, inv.id)
+        if utcnow() >= inv.deadline:  # the sweep marks it EXPIRED within its interval
             raise Gone(f"the deadline {timestamp(inv.deadline)} has passed")
         if error is not None:
             values: dict[str, Any] = {"status": Status.FAILED, "error": f"the subscriber reported: {error}"}
@@ -241,20 +247,26 @@ async def complete(rt: Runtime, invocation_id: str, secret: str, output: Any, er
                     causes=problems,
                 )
             values = {"status": Status.COMPLETED, "output": output}
+        now = utcnow()
         changed = await _transition(
             session,
             inv.id,
-            {Status.DISPATCHING, Status.AWAITING_CALLBACK},
-            completed=utcnow(),
+            # PENDING with an attempt behind it: delivered, then re-queued by a sweep.
+            {Status.PENDING, Status.DISPATCHING, Status.AWAITING_CALLBACK},
+            col(Invocation.attempts) > 0,
+            col(Invocation.deadline) > now,
+            completed=now,
             completion_digest=digest,
             **values,
         )
         await session.commit()
         if not changed:
-            # Someone else moved it first: judge this callback against what they did.
+            # Someone else moved it first, or the deadline passed meanwhile.
             await session.refresh(inv)
             _check_can_complete(inv, digest)
-    await rt.notifier.notify([invocation_id])
+            if not Status(inv.status).terminal:
+                raise Gone(f"the deadline {timestamp(inv.deadline)} has passed")
+    await _best_effort("waking long-polls", rt.notifier.notify([invocation_id]))
 
 
 def _check_can_complete(inv: Invocation, digest: str) -> None:
@@ -267,8 +279,17 @@ def _check_can_complete(inv: Invocation, digest: str) -> None:
         raise Conflict(f"the invocation is already {status.value.lower()}")
     if inv.trigger_type == TriggerType.FIRE_AND_FORGET or inv.dispatch_mode == "SYNC":
         raise Conflict("this invocation does not take a callback: its subscription answers synchronously")
-    if status == Status.PENDING:
+    if status == Status.PENDING and inv.attempts == 0:
         raise Conflict("the invocation has not been delivered yet")
+
+
+async def _best_effort(what: str, action: Awaitable[None]) -> None:
+    """Queueing and wake-ups only make things prompt (the database and the sweep are the
+    truth), so once a change is committed their failure must not fail the request."""
+    try:
+        await action
+    except Exception:
+        log.warning("%s failed; the sweep will catch up", what, exc_info=True)
 
 
 def _completion_digest(output: Any, error: str | None) -> str:
@@ -296,12 +317,12 @@ async def expire_due(rt: Runtime, invocation_id: str | None = None) -> list[str]
         expired = list(result.scalars().all())
         await session.commit()
     if expired:
-        await rt.notifier.notify(expired)
+        await _best_effort("waking long-polls", rt.notifier.notify(expired))
         log.info("expired %d invocation(s) past their deadline", len(expired))
     return expired
 
 
-async def requeue_due(rt: Runtime) -> list[str]:
+async def requeue_due(rt: Runtime) -> list[DispatchJob]:
     """Queue again what a crash or a lost message left behind."""
     now = utcnow()
     stranded_before = now - timedelta(seconds=rt.settings.response_timeout) - STRANDED_GRACE
@@ -327,14 +348,14 @@ async def requeue_due(rt: Runtime) -> list[str]:
             .where(col(Invocation.status) == Status.PENDING)
             .where(col(Invocation.queued_at) <= now - REQUEUE_AFTER)
             .values(queued_at=now)
-            .returning(col(Invocation.id))
+            .returning(col(Invocation.id), col(Invocation.attempts))
         )
-        due = list(result.scalars().all())
+        due = [DispatchJob(invocation_id, attempts) for invocation_id, attempts in result.all()]
         await session.commit()
-    await rt.notifier.notify(failed_ids)
     if due:
         log.info("re-queued %d invocation(s) found pending", len(due))
         await rt.queue.enqueue(due)
+    await rt.notifier.notify(failed_ids)
     return due
 
 
@@ -342,19 +363,16 @@ async def _transition(
     session: AsyncSession,
     invocation_id: str,
     expected: Iterable[Status],
-    *,
-    attempt: int | None = None,
+    *conditions: ColumnElement[bool],
     **values: Any,
 ) -> bool:
-    """Apply ``values`` only if the invocation is still in an ``expected`` state (and, given
-    ``attempt``, still on that delivery attempt): the compare-and-set every transition uses."""
+    """Apply ``values`` only if the invocation is still in an ``expected`` state and meets
+    the ``conditions``: the compare-and-set every transition uses."""
     query = (
         update(Invocation)
         .where(col(Invocation.id) == invocation_id)
-        .where(col(Invocation.status).in_([s.value for s in expected]))
+        .where(col(Invocation.status).in_([s.value for s in expected]), *conditions)
     )
-    if attempt is not None:
-        query = query.where(col(Invocation.attempts) == attempt)
     result = await session.execute(query.values(**values))
     assert isinstance(result, CursorResult)
     return result.rowcount == 1

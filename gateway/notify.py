@@ -13,7 +13,6 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 
 from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 log = logging.getLogger("gateway.notify")
@@ -69,9 +68,7 @@ class RedisNotifier(Notifier):
             await self._redis.publish(self._channel, json.dumps(ids))
 
     async def start(self) -> None:
-        pubsub = self._redis.pubsub()
-        await pubsub.subscribe(self._channel)
-        self._listener = asyncio.create_task(self._listen(pubsub), name="notify-listener")
+        self._listener = asyncio.create_task(self._listen(), name="notify-listener")
 
     async def stop(self) -> None:
         if self._listener is not None:
@@ -79,16 +76,17 @@ class RedisNotifier(Notifier):
             with suppress(asyncio.CancelledError):
                 await self._listener
 
-    async def _listen(self, pubsub: PubSub) -> None:
-        try:
-            while True:
-                try:
-                    async for message in pubsub.listen():
-                        if message.get("type") == "message":
-                            self.wake(json.loads(message["data"]))
-                except (RedisError, OSError, ValueError) as exc:
-                    log.warning("notification channel interrupted (%s); resubscribing", exc)
-                    await asyncio.sleep(1)
-                    await pubsub.subscribe(self._channel)
-        finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+    async def _listen(self) -> None:
+        """Listen until cancelled, resubscribing after any interruption."""
+        while True:
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(self._channel)
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        self.wake(json.loads(message["data"]))
+            except (RedisError, OSError, ValueError) as exc:
+                log.warning("notification channel interrupted (%s); resubscribing in 1 s", exc)
+                await asyncio.sleep(1)
+            finally:
+                await pubsub.aclose()  # type: ignore[no-untyped-call]

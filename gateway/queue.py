@@ -10,15 +10,22 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 log = logging.getLogger("gateway.queue")
 
 Handler = Callable[[str], Awaitable[None]]
 
 
+class DispatchJob(NamedTuple):
+    invocation_id: str
+    # Delivery attempts already made: a delivery cut off by a crash is queued again as a new
+    # job, while the same attempt queued twice is one job.
+    attempts: int = 0
+
+
 class DispatchQueue(Protocol):
-    async def enqueue(self, invocation_ids: Iterable[str]) -> None: ...
+    async def enqueue(self, jobs: Iterable[DispatchJob]) -> None: ...
     async def schedule_expiry(self, invocation_id: str, deadline: datetime) -> None: ...
 
 
@@ -32,8 +39,8 @@ class InProcessQueue:
         self._waiting: set[str] = set()
         self._workers: list[asyncio.Task[None]] = []
 
-    async def enqueue(self, invocation_ids: Iterable[str]) -> None:
-        for invocation_id in invocation_ids:
+    async def enqueue(self, jobs: Iterable[DispatchJob]) -> None:
+        for invocation_id, _ in jobs:
             if invocation_id not in self._waiting:
                 self._waiting.add(invocation_id)
                 self._queue.put_nowait(invocation_id)

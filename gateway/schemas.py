@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import isodate
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gateway import jsonutil
 from gateway.models import Invocation, Status, Subscription, Trigger, TriggerType
 
 Name = Field(min_length=1, max_length=255)
@@ -39,7 +41,7 @@ class TriggerIn(WireModel):
         # SailPoint sends schemas as JSON strings; accept those and plain objects alike.
         if isinstance(value, str):
             try:
-                parsed = json.loads(value)
+                parsed = jsonutil.loads(value)
             except ValueError as exc:
                 raise ValueError(f"not a JSON document: {exc}") from None
             if not isinstance(parsed, dict):
@@ -67,8 +69,13 @@ class HttpConfig(WireModel):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")) or len(value.split("://", 1)[1]) < 1:
-            raise ValueError("must be an http:// or https:// URL")
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError(
+                "must not carry user info; use httpAuthenticationType BASIC_AUTH for credentials"
+            )
         return value
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 PREFIX = "GATEWAY_"
+MIN_KEY_LENGTH = 32
 
 
 class SettingsError(ValueError):
@@ -74,6 +75,16 @@ class Settings:
             raise SettingsError("GATEWAY_WORKER_POLL_DELAY must be a positive number of seconds")
         if not self.public_url.startswith(("http://", "https://")):
             raise SettingsError("GATEWAY_PUBLIC_URL must start with http:// or https://")
+        if any(len(key.strip()) < MIN_KEY_LENGTH for key in self.secret_key.split(",") if key.strip()):
+            raise SettingsError(
+                f"every GATEWAY_SECRET_KEY must be at least {MIN_KEY_LENGTH} characters; "
+                "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
+        if self.redis_url and not self.secret_key.strip():
+            raise SettingsError(
+                "set GATEWAY_SECRET_KEY when GATEWAY_REDIS_URL is set: every API process and "
+                "worker must share the same key to verify each other's callback secrets"
+            )
         if bool(self.bootstrap_client_id) != bool(self.bootstrap_client_secret):
             raise SettingsError(
                 "set both GATEWAY_BOOTSTRAP_CLIENT_ID and GATEWAY_BOOTSTRAP_CLIENT_SECRET, or neither"
@@ -102,11 +113,22 @@ def _convert(name: str, type_name: object, raw: str) -> object:
 def _key_from_file(path: Path) -> str:
     """Without GATEWAY_SECRET_KEY, keep a generated key in a private file so restarts
     keep callbacks and tokens valid."""
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        key = secrets.token_urlsafe(48)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    if not path.exists():
+        # Written whole to a private temporary file, then linked into place: a crash or a
+        # second process starting at the same time never sees a partial key.
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
-            f.write(key)
-        return key
+            f.write(secrets.token_urlsafe(48))
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another process won; use its key
+        finally:
+            temporary.unlink()
+    key = path.read_text().strip()
+    if len(key) < MIN_KEY_LENGTH:
+        raise SettingsError(f"{path} holds no usable key; delete it to have a new one generated")
+    return key

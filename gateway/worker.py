@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from contextlib import AsyncExitStack
 from typing import Any
 
 from arq.connections import RedisSettings
 from arq.worker import Worker, async_check_health, func
+from redis.exceptions import RedisError
 
 from gateway import arq_queue, invocations
 from gateway.bootstrap import open_runtime
@@ -64,6 +66,20 @@ def create_worker(settings: Settings) -> Worker:
         max_tries=5,
         log_results=False,
     )
+
+
+def run(settings: Settings) -> None:
+    """Run a worker until it is told to stop. arq's poll loop ends on a Redis connection
+    error; losing Redis must only pause delivery, so start a fresh worker after a back-off."""
+    backoff = 1.0
+    while True:
+        try:
+            create_worker(settings).run()
+            return  # stopped by SIGTERM or SIGINT
+        except (RedisError, OSError) as exc:
+            log.warning("lost Redis (%s); starting again in %.0f s", exc, backoff)
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 30.0)
 
 
 def check(settings: Settings) -> int:

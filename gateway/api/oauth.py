@@ -14,7 +14,7 @@ from gateway.api.common import runtime
 from gateway.api.errors import error_response
 from gateway.errors import ApiError
 from gateway.models import ApiClient
-from gateway.security import hash_secret, verify_secret
+from gateway.security import hash_secret, verify_secret_async
 
 _UNKNOWN_CLIENT_HASH = hash_secret("no client has this secret")
 
@@ -79,7 +79,7 @@ async def _grant(
         client = await session.get(ApiClient, client_id)
     # Hash even for an unknown client, so timing does not tell which client ids exist.
     stored = client.secret_hash if client is not None else _UNKNOWN_CLIENT_HASH
-    if not verify_secret(client_secret, stored) or client is None:
+    if not await verify_secret_async(client_secret, stored) or client is None:
         raise OAuthError(401, "invalid_client", "unknown client or wrong client secret")
     allowed = frozenset(client.scopes.split())
     if requested is None:

@@ -155,7 +155,7 @@ async def test_garbage_token_is_401(gateway: GatewayClient, header: str) -> None
 
 
 async def test_token_signed_by_another_key_is_401(gateway: GatewayClient, tmp_path: Path) -> None:
-    async with start_gateway(tmp_path, secret_key="a-different-secret-key") as foreign:
+    async with start_gateway(tmp_path, secret_key="a-different-secret-key-of-enough-length") as foreign:
         foreign_token = foreign.http.headers["authorization"]
     async with anonymous(gateway) as http:
         response = await http.get("/beta/triggers", headers={"Authorization": foreign_token})

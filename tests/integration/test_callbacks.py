@@ -203,3 +203,27 @@ async def test_delivery_cut_off_by_a_stop_is_retried_after_restart(
     assert status["status"] == "COMPLETED"
     assert status["attempts"] == 2
     assert [r.body["_metadata"]["invocationId"] for r in subscriber.received] == [invocation["id"]] * 2
+
+
+async def test_key_rotation_keeps_callbacks_and_credentials_working(
+    store: Store, subscriber: Subscriber
+) -> None:
+    old_key, new_key = "old-key-" + "o" * 32, "new-key-" + "n" * 32
+    async with start_gateway(store, secret_key=old_key) as gateway:
+        await gateway.create_trigger(outputSchema=OUTPUT_SCHEMA)
+        bearer = {"httpAuthenticationType": "BEARER_TOKEN", "bearerTokenAuthConfig": {"bearerToken": "t0k"}}
+        url = subscriber.endpoint("ack", answer(200, {}))
+        await gateway.subscribe("test:approver", url, "ASYNC", httpConfig=bearer)
+        [first] = await gateway.start("test:approver", {})
+        [received] = await subscriber.wait_for(1)
+    # The new key signs; the old one still verifies and decrypts.
+    async with start_gateway(store, secret_key=f"{new_key},{old_key}") as gateway:
+        meta = received.body["_metadata"]
+        body = {"secret": meta["secret"], "output": {"approver": "x"}}
+        assert (await gateway.complete(on_new_port(gateway, meta), body)).status_code == 204
+        [second] = await gateway.start("test:approver", {})
+        [_, again] = await subscriber.wait_for(2)
+        assert again.headers["authorization"] == "Bearer t0k"
+        assert again.body["_metadata"]["secret"] != meta["secret"]  # signed with the new key
+        assert (await gateway.status(first["id"]))["status"] == "COMPLETED"
+        assert second["id"] != first["id"]
