@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import jsonpatch
@@ -119,16 +120,7 @@ async def get(rt: Runtime, subscription_id: str) -> tuple[Subscription, str | No
 
 
 async def replace(rt: Runtime, subscription_id: str, spec: SubscriptionIn) -> tuple[Subscription, str | None]:
-    async with rt.sessions() as session:
-        sub = await session.get(Subscription, subscription_id)
-        if sub is None:
-            raise NotFound(f"subscription {subscription_id} does not exist")
-        if spec.triggerId is not None and spec.triggerId != sub.trigger_id:
-            raise Invalid("triggerId cannot change; delete this subscription and create another")
-        _apply(rt, sub, spec)
-        await session.commit()
-        trigger = await session.get(Trigger, sub.trigger_id)
-    return sub, trigger.name if trigger else None
+    return await _change(rt, subscription_id, lambda _sub, _name: spec)
 
 
 async def patch(rt: Runtime, subscription_id: str, operations: Any) -> tuple[Subscription, str | None]:
@@ -143,17 +135,41 @@ async def patch(rt: Runtime, subscription_id: str, operations: Any) -> tuple[Sub
             raise Invalid(f"a patch operation's path must be a JSON Pointer string, not {path!r}")
         if any(path == p or path.startswith(p + "/") for p in IMMUTABLE_PATHS):
             raise Invalid(f"{path} cannot be changed")
-    sub, trigger_name = await get(rt, subscription_id)
-    document = subscription_out(sub, trigger_name)
-    try:
-        patched = jsonpatch.apply_patch(document, operations)
-    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, ValueError) as exc:
-        raise Invalid(f"the patch cannot be applied: {exc}") from None
-    try:
-        spec = SubscriptionIn.model_validate(patched)
-    except ValidationError as exc:
-        raise Invalid("the patched subscription is invalid", causes=describe_validation_error(exc)) from None
-    return await replace(rt, subscription_id, spec)
+
+    def patched(sub: Subscription, trigger_name: str | None) -> SubscriptionIn:
+        document = subscription_out(sub, trigger_name)
+        try:
+            result = jsonpatch.apply_patch(document, operations)
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, ValueError) as exc:
+            raise Invalid(f"the patch cannot be applied: {exc}") from None
+        try:
+            return SubscriptionIn.model_validate(result)
+        except ValidationError as exc:
+            causes = describe_validation_error(exc)
+            raise Invalid("the patched subscription is invalid", causes=causes) from None
+
+    return await _change(rt, subscription_id, patched)
+
+
+async def _change(
+    rt: Runtime, subscription_id: str, new_spec: Callable[[Subscription, str | None], SubscriptionIn]
+) -> tuple[Subscription, str | None]:
+    """Read, change and save in one transaction, holding the row's lock (a no-op write takes
+    it on PostgreSQL and SQLite alike), so concurrent PUTs and PATCHes never lose each other."""
+    async with rt.sessions() as session:
+        lock = update(Subscription).where(col(Subscription.id) == subscription_id).values(id=subscription_id)
+        await session.execute(lock)
+        sub = await session.get(Subscription, subscription_id)
+        if sub is None:
+            raise NotFound(f"subscription {subscription_id} does not exist")
+        trigger = await session.get(Trigger, sub.trigger_id)
+        trigger_name = trigger.name if trigger else None
+        spec = new_spec(sub, trigger_name)
+        if spec.triggerId is not None and spec.triggerId != sub.trigger_id:
+            raise Invalid("triggerId cannot change; delete this subscription and create another")
+        _apply(rt, sub, spec)
+        await session.commit()
+    return sub, trigger_name
 
 
 async def delete(rt: Runtime, subscription_id: str) -> None:

@@ -359,6 +359,18 @@ async def test_patch_replaces_fields(gateway: GatewayClient) -> None:
     assert fetched["triggerId"] == trigger_id
 
 
+async def test_concurrent_patches_of_different_fields_all_land(gateway: GatewayClient) -> None:
+    trigger_id = await new_trigger(gateway)
+    sub = await gateway.subscribe(trigger_id, HOOK, name="n0", description="d0")
+    for round in range(1, 6):
+        name = patch(gateway, sub["id"], [{"op": "replace", "path": "/name", "value": f"n{round}"}])
+        text = [{"op": "replace", "path": "/description", "value": f"d{round}"}]
+        responses = await asyncio.gather(name, patch(gateway, sub["id"], text))
+        assert [r.status_code for r in responses] == [200, 200]
+        fetched = (await gateway.http.get(f"/beta/trigger-subscriptions/{sub['id']}")).json()
+        assert (fetched["name"], fetched["description"]) == (f"n{round}", f"d{round}")
+
+
 async def test_patch_keeps_the_stored_credential(gateway: GatewayClient) -> None:
     trigger_id = await new_trigger(gateway)
     sub = await gateway.subscribe(trigger_id, HOOK, httpConfig=basic("ada", "a-password"))
