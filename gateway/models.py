@@ -46,12 +46,6 @@ class TriggerType(enum.StrEnum):
     FIRE_AND_FORGET = "FIRE_AND_FORGET"
 
 
-class DispatchMode(enum.StrEnum):
-    SYNC = "SYNC"
-    ASYNC = "ASYNC"
-    DYNAMIC = "DYNAMIC"
-
-
 class AuthType(enum.StrEnum):
     NO_AUTH = "NO_AUTH"
     BASIC_AUTH = "BASIC_AUTH"

@@ -53,26 +53,9 @@ async def subscriber() -> AsyncIterator[Subscriber]:
         yield sub
 
 
-@pytest.fixture(params=MODES)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """Each test runs on the embedded default and on PostgreSQL + Redis + a worker process."""
-    if request.param == "embedded":
-        yield Store("embedded", tmp_path)
-        return
-    store = await distributed_store(tmp_path)
-    try:
-        yield store
-    finally:
-        await drop_store(store)
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module", params=MODES)
-async def module_store(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Store]:
-    """The same two modes, for modules that share one gateway between their tests."""
-    path = tmp_path_factory.mktemp("module")
-    if request.param == "embedded":
+@asynccontextmanager
+async def open_store(mode: str, path: Path) -> AsyncIterator[Store]:
+    if mode == "embedded":
         yield Store("embedded", path)
         return
     store = await distributed_store(path)
@@ -80,6 +63,22 @@ async def module_store(
         yield store
     finally:
         await drop_store(store)
+
+
+@pytest.fixture(params=MODES)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """Each test runs on the embedded default and on PostgreSQL + Redis + a worker process."""
+    async with open_store(request.param, tmp_path) as store:
+        yield store
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=MODES)
+async def module_store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Store]:
+    """The same two modes, for modules that share one gateway between their tests."""
+    async with open_store(request.param, tmp_path_factory.mktemp("module")) as store:
+        yield store
 
 
 @pytest.fixture
