@@ -73,11 +73,10 @@ def main(argv: list[str] | None = None) -> int:
 
 async def schema_problem(settings: Settings) -> str | None:
     """Why this database cannot be served yet (a server database not migrated), if so."""
-    if settings.database_url.startswith("sqlite"):
-        return None  # the embedded default migrates itself on start
     engine = db.create_engine(settings.database_url)
     try:
-        await db.check_schema(engine)
+        if not db.migrates_itself(engine):
+            await db.check_schema(engine)
     except db.SchemaOutOfDate as exc:
         return str(exc)
     finally:

@@ -80,7 +80,11 @@ async def check_schema(engine: AsyncEngine) -> None:
 async def prepare_schema(engine: AsyncEngine) -> None:
     """The embedded default creates and upgrades its schema itself; a shared server
     database is migrated on purpose, by `gateway migrate`, never by a racing start-up."""
-    if engine.dialect.name == "sqlite":
+    if migrates_itself(engine):
         await migrate(engine)
     else:
         await check_schema(engine)
+
+
+def migrates_itself(engine: AsyncEngine) -> bool:
+    return engine.dialect.name == "sqlite"

@@ -7,17 +7,35 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import isodate
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from gateway import jsonutil
 from gateway.models import Invocation, Status, Subscription, Trigger, TriggerType
 
 Name = Field(min_length=1, max_length=255)
 JsonObject = dict[str, Any]
+
+
+def _schema_as_object(value: object) -> object:
+    # SailPoint sends schemas as JSON strings; accept those and plain objects alike.
+    if isinstance(value, str):
+        try:
+            value = jsonutil.loads(value)
+        except ValueError as exc:
+            raise ValueError(f"not a JSON document: {exc}") from None
+        if not isinstance(value, dict):
+            raise ValueError("a JSON Schema must be a JSON object")
+    return value
+
+
+JsonSchema = Annotated[
+    JsonObject | None,
+    BeforeValidator(_schema_as_object, json_schema_input_type=JsonObject | str | None),
+]
 
 
 class WireModel(BaseModel):
@@ -30,24 +48,10 @@ class TriggerIn(WireModel):
     name: str = Name
     type: TriggerType
     description: str | None = Field(default=None, max_length=4000)
-    inputSchema: JsonObject | str | None = None
+    inputSchema: JsonSchema = None
     exampleInput: JsonObject | None = None
-    outputSchema: JsonObject | str | None = None
+    outputSchema: JsonSchema = None
     exampleOutput: JsonObject | None = None
-
-    @field_validator("inputSchema", "outputSchema")
-    @classmethod
-    def _schema_as_object(cls, value: JsonObject | str | None) -> JsonObject | str | None:
-        # SailPoint sends schemas as JSON strings; accept those and plain objects alike.
-        if isinstance(value, str):
-            try:
-                parsed = jsonutil.loads(value)
-            except ValueError as exc:
-                raise ValueError(f"not a JSON document: {exc}") from None
-            if not isinstance(parsed, dict):
-                raise ValueError("a JSON Schema must be a JSON object")
-            return parsed
-        return value
 
 
 class BasicAuthConfig(WireModel):

@@ -22,7 +22,7 @@ def check(spec: TriggerIn) -> None:
     """The schemas must be JSON Schemas and the examples must satisfy them."""
     problems: list[str] = []
     for field, schema in (("inputSchema", spec.inputSchema), ("outputSchema", spec.outputSchema)):
-        if isinstance(schema, dict):
+        if schema is not None:
             problems += [f"{field} {p}" for p in jsonschemas.check_schema(schema)]
     if problems:
         raise Invalid("a schema is not a valid JSON Schema", causes=problems)
@@ -30,7 +30,7 @@ def check(spec: TriggerIn) -> None:
         ("exampleInput", spec.inputSchema, spec.exampleInput),
         ("exampleOutput", spec.outputSchema, spec.exampleOutput),
     ):
-        if isinstance(schema, dict) and example is not None:
+        if schema is not None and example is not None:
             problems += [f"{field} {p}" for p in jsonschemas.validate(schema, example)]
     if problems:
         raise Invalid("an example does not match its schema", causes=problems)
@@ -40,14 +40,10 @@ def apply(trigger: Trigger, spec: TriggerIn) -> None:
     trigger.name = spec.name
     trigger.type = spec.type
     trigger.description = spec.description
-    trigger.input_schema = _schema(spec.inputSchema)
+    trigger.input_schema = spec.inputSchema
     trigger.example_input = spec.exampleInput
-    trigger.output_schema = _schema(spec.outputSchema)
+    trigger.output_schema = spec.outputSchema
     trigger.example_output = spec.exampleOutput
-
-
-def _schema(value: dict[str, Any] | str | None) -> dict[str, Any] | None:
-    return json.loads(value) if isinstance(value, str) else value
 
 
 async def create(sessions: Sessions, spec: TriggerIn) -> Trigger:
