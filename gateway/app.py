@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
 
+from gateway.api import clients as client_api
 from gateway.api import errors, health, oauth
 from gateway.api import invocations as invocation_api
 from gateway.api import subscriptions as subscription_api
@@ -25,6 +26,11 @@ log = logging.getLogger("gateway")
 
 API_ROUTES: list[BaseRoute] = [
     Route("/oauth/token", oauth.token, methods=["POST"]),
+    Route("/api-clients", client_api.list_clients, methods=["GET"]),
+    Route("/api-clients", client_api.create_client, methods=["POST"]),
+    Route("/api-clients/{id}", client_api.get_client, methods=["GET"]),
+    Route("/api-clients/{id}", client_api.delete_client, methods=["DELETE"]),
+    Route("/api-clients/{id}/rotate-secret", client_api.rotate_client_secret, methods=["POST"]),
     Route("/triggers", trigger_api.list_triggers, methods=["GET"]),
     Route("/triggers", trigger_api.create_trigger, methods=["POST"]),
     Route("/triggers/{id}", trigger_api.get_trigger, methods=["GET"]),
@@ -35,6 +41,11 @@ API_ROUTES: list[BaseRoute] = [
     Route(
         "/trigger-subscriptions/validate-filter",
         subscription_api.validate_subscription_filter,
+        methods=["POST"],
+    ),
+    Route(
+        "/trigger-subscriptions/{id}/rotate-secret",
+        subscription_api.rotate_signing_secret,
         methods=["POST"],
     ),
     Route("/trigger-subscriptions/{id}", subscription_api.get_subscription, methods=["GET"]),

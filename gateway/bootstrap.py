@@ -5,6 +5,7 @@
 | queue | in-process workers in `serve` | arq on Redis, drained by `gateway worker` |
 | sweep | in `serve` | in every `gateway worker` |
 | long-poll wake-ups | in-process | published on Redis |
+| rate limits and lockouts | in-process | on Redis, shared by every API process |
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway import arq_queue, db, invocations, triggers
+from gateway import arq_queue, db, invocations, targets, triggers
 from gateway.clients import ensure_bootstrap_client
 from gateway.dispatch import create_client
+from gateway.limits import Limiter, MemoryLimiter, RedisLimiter
 from gateway.notify import Notifier, RedisNotifier
 from gateway.queue import DispatchQueue, InProcessQueue
 from gateway.runtime import Runtime
@@ -39,19 +41,27 @@ async def open_runtime(settings: Settings, role: Role) -> AsyncIterator[Runtime]
         engine = db.create_engine(settings.database_url)
         stack.push_async_callback(engine.dispose)
         sessions = await _prepare_database(engine, settings, role)
-        http = create_client(settings.dispatch_concurrency)
+        policy = targets.TargetPolicy(
+            targets.parse_networks(settings.allowed_target_networks), settings.require_https
+        )
+        http = create_client(settings.dispatch_concurrency, policy)
         stack.push_async_callback(http.aclose)
         queue: DispatchQueue
         notifier: Notifier
+        limiter: Limiter
         if settings.redis_url:
             redis = await arq_queue.connect(settings.redis_url, settings.queue_name)
             stack.push_async_callback(redis.aclose)
             queue = arq_queue.ArqQueue(redis)
             notifier = RedisNotifier(redis, channel=f"{settings.queue_name}:terminal")
+            limiter = RedisLimiter(redis, prefix=f"{settings.queue_name}:limits:")
         else:
             queue = InProcessQueue(settings.dispatch_concurrency)
             notifier = Notifier()
-        rt = Runtime(settings, sessions, Keys(settings.signing_keys), queue, notifier, http)
+            limiter = MemoryLimiter()
+        rt = Runtime(
+            settings, sessions, Keys(settings.signing_keys), queue, notifier, http, limiter, targets=policy
+        )
         await notifier.start()
         stack.push_async_callback(notifier.stop)
         if isinstance(queue, InProcessQueue):

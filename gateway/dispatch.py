@@ -6,15 +6,18 @@ Nothing here touches the database; invocations.py turns the Outcome into a state
 from __future__ import annotations
 
 import asyncio
+import socket
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
+import aiohttp.abc
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from gateway import jsonschemas, jsonutil
+from gateway.targets import TargetPolicy, refusal_in
 
 USER_AGENT = "trigger-gateway/0.1"
 
@@ -40,14 +43,22 @@ def failed(error: str) -> Outcome:
     return Outcome("failed", error=error)
 
 
-def create_client(max_connections: int) -> httpx.AsyncClient:
+def create_client(max_connections: int, policy: TargetPolicy) -> httpx.AsyncClient:
     """httpx's API on aiohttp's connection pool (httpx's own pool degrades badly with many
     requests in flight: encode/httpx#3215). No per-host limit, so one slow subscriber
-    cannot take the connections another needs."""
+    cannot take the connections another needs. Only ``policy``'s addresses are connected to."""
 
     def session() -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0)
+        connector = aiohttp.TCPConnector(
+            limit=max_connections,
+            limit_per_host=0,
+            resolver=_GuardedResolver(policy),
+            socket_factory=_guarded_socket_factory(policy),
+        )
         return aiohttp.ClientSession(connector=connector)
+
+    async def check_scheme(request: httpx.Request) -> None:
+        policy.check_scheme(request.url.scheme)
 
     transport = AiohttpTransport(client=session)
     # No httpx timeout: deliver() enforces one total limit (connect + response) itself.
@@ -56,7 +67,42 @@ def create_client(max_connections: int) -> httpx.AsyncClient:
         follow_redirects=False,
         trust_env=False,
         timeout=None,  # noqa: S113
+        event_hooks={"request": [check_scheme]},
     )
+
+
+class _GuardedResolver(aiohttp.abc.AbstractResolver):
+    """Drops the addresses the policy refuses, and fails a name that has no other: the
+    error then names the host. (aiohttp skips the resolver for IP literals; the socket
+    factory below sees those.)"""
+
+    def __init__(self, policy: TargetPolicy) -> None:
+        # getaddrinfo in a thread, aiohttp's default without aiodns. It holds nothing to
+        # release, which matters: a connector does not close a resolver it was given.
+        self._resolver = aiohttp.ThreadedResolver()
+        self._policy = policy
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[aiohttp.abc.ResolveResult]:
+        results = await self._resolver.resolve(host, port, family)
+        allowed = set(self._policy.allowed_addresses(host, [r["host"] for r in results]))
+        return [r for r in results if r["host"] in allowed]
+
+    async def close(self) -> None:
+        await self._resolver.close()
+
+
+def _guarded_socket_factory(policy: TargetPolicy) -> aiohttp.SocketFactoryType:
+    """The last word: every connection attempt, to a resolved name or an IP literal, passes
+    here with the exact address it is about to connect to."""
+
+    def factory(addr_info: aiohttp.AddrInfoType) -> socket.socket:
+        family, type_, proto, _, address = addr_info
+        policy.check_address(str(address[0]))
+        return socket.socket(family, type_, proto)
+
+    return factory
 
 
 async def deliver(
@@ -73,6 +119,9 @@ async def deliver(
     except _TooLarge:
         return failed(f"the subscriber's answer is larger than {max_bytes} bytes")
     except Exception as exc:
+        refused = refusal_in(exc)
+        if refused is not None:
+            return failed(f"refused to deliver to {target}: {refused}")
         # Refused connections, DNS failures, and answers that are not HTTP at all (the
         # transport lets some aiohttp errors through unmapped): all end the delivery.
         return failed(f"could not deliver to {target}: {type(exc).__name__}")
@@ -83,6 +132,8 @@ def redacted(url: str) -> str:
     """The URL without query, fragment or user info, which may carry credentials."""
     parts = urlsplit(url)
     host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 literal
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{host}{port}{parts.path}"
 
@@ -131,7 +182,9 @@ def classify(delivery: Delivery, status: int, body: bytes) -> Outcome:
 def output_outcome(body: bytes, schema: dict[str, Any] | None) -> Outcome:
     try:
         output = jsonutil.loads(body)
-    except (ValueError, RecursionError):
+    except jsonutil.TooDeep as exc:
+        return failed(f"the subscriber's answer is refused: {exc}")
+    except ValueError:
         return failed("the subscriber's answer is not JSON" + (" (empty body)" if not body else ""))
     if output is None:
         return failed("the subscriber's answer is null; send the output as JSON")

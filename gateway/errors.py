@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from pydantic import ValidationError
@@ -52,6 +53,21 @@ class Gone(ApiError):
 
 class TooLarge(ApiError):
     status = 413
+
+
+class TooManyRequests(ApiError):
+    """Over a limit: the message and the Retry-After header say when to try again."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        seconds = retry_after_seconds(retry_after)
+        super().__init__(f"{message}; try again in {seconds} s", headers={"Retry-After": str(seconds)})
+
+
+def retry_after_seconds(wait: float) -> int:
+    """Retry-After takes whole seconds; rounding up never invites a retry that is refused."""
+    return max(1, math.ceil(wait))
 
 
 def describe_validation_error(exc: ValidationError) -> list[str]:

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Iterable, Sequence
 from datetime import timedelta
@@ -19,7 +20,7 @@ from sqlalchemy import ColumnElement, CursorResult, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from gateway import dispatch, jsonschemas
+from gateway import dispatch, jsonschemas, signing, subscriptions
 from gateway.errors import Conflict, Forbidden, Gone, Invalid, NotFound
 from gateway.jsonpath_filter import compile_filter
 from gateway.models import (
@@ -165,8 +166,10 @@ def _delivery(rt: Runtime, inv: Invocation, sub: Subscription, trigger: Trigger 
     if not fire_and_forget:
         metadata["callbackURL"] = callback_url(rt, inv.id)
         metadata["secret"] = rt.keys.callback_secret(inv.id)
-    body = {**(inv.input or {}), "_metadata": metadata}
+    body = json.dumps({**(inv.input or {}), "_metadata": metadata}, separators=(",", ":")).encode()
     headers = {"content-type": "application/json", "user-agent": dispatch.USER_AGENT}
+    signing_secrets = subscriptions.active_signing_secrets(rt, sub)
+    headers.update(signing.headers(signing_secrets, inv.id, int(time.time()), body))
     if sub.auth_type == AuthType.BASIC_AUTH and sub.credential is not None:
         pair = f"{sub.basic_user}:{rt.keys.decrypt(sub.credential)}".encode()
         headers["authorization"] = "Basic " + base64.b64encode(pair).decode()
@@ -175,7 +178,7 @@ def _delivery(rt: Runtime, inv: Invocation, sub: Subscription, trigger: Trigger 
     return dispatch.Delivery(
         url=sub.url,
         headers=headers,
-        body=json.dumps(body, separators=(",", ":")).encode(),
+        body=body,
         mode=inv.dispatch_mode,
         fire_and_forget=fire_and_forget,
         output_schema=trigger.output_schema if trigger else None,

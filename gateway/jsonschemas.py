@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from typing import Any
 
-from jsonschema import exceptions, validators
+from jsonschema import FormatChecker, exceptions, validators
 from jsonschema.protocols import Validator
+from referencing.exceptions import Unresolvable
 
 MAX_REPORTED_ERRORS = 10
+
+
+# The metaschemas say a pattern has "format": "regex"; only a format checker enforces it.
+REGEX_FORMAT = FormatChecker(formats=["regex"])
 
 
 def check_schema(schema: dict[str, Any]) -> list[str]:
     """Problems that make ``schema`` unusable as a JSON Schema (empty when it is fine)."""
     cls = validators.validator_for(schema, default=validators.Draft202012Validator)
-    return [_describe(err) for err in cls(cls.META_SCHEMA).iter_errors(schema)][:MAX_REPORTED_ERRORS]
+    meta = cls(cls.META_SCHEMA, format_checker=REGEX_FORMAT)
+    return [_describe(err) for err in meta.iter_errors(schema)][:MAX_REPORTED_ERRORS]
 
 
 def validate(schema: dict[str, Any] | None, instance: Any) -> list[str]:
@@ -23,7 +30,12 @@ def validate(schema: dict[str, Any] | None, instance: Any) -> list[str]:
     if schema is None:
         return []
     validator = _validator(json.dumps(schema, sort_keys=True))
-    errors = sorted(validator.iter_errors(instance), key=exceptions.relevance)
+    try:
+        errors = sorted(validator.iter_errors(instance), key=exceptions.relevance)
+    except (Unresolvable, re.error) as exc:
+        # A $ref to nowhere shows only when an instance reaches it (and a schema saved before
+        # patterns were checked may hold a bad one): the schema's fault, not the server's.
+        return [f"$: the schema cannot be applied: {_shorten(str(exc))}"]
     return [_describe(err) for err in errors[:MAX_REPORTED_ERRORS]]
 
 
@@ -36,5 +48,8 @@ def _validator(schema_text: str) -> Validator:
 
 def _describe(err: exceptions.ValidationError) -> str:
     where = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
-    message = err.message if len(err.message) <= 300 else err.message[:300] + "…"
-    return f"{where}: {message}"
+    return f"{where}: {_shorten(err.message)}"
+
+
+def _shorten(message: str) -> str:
+    return message if len(message) <= 300 else message[:300] + "…"

@@ -104,6 +104,11 @@ class Subscription(SQLModel, table=True):
     basic_user: str | None = None
     # Password or bearer token, encrypted with a key derived from GATEWAY_SECRET_KEY.
     credential: str | None = None
+    # Standard Webhooks signing secrets, encrypted like the credential. After a rotation the
+    # previous one keeps signing until its expiry, so subscribers can switch without a gap.
+    signing_secret: str | None = None
+    previous_signing_secret: str | None = None
+    previous_signing_secret_expires: datetime | None = _time(nullable=True)
     created: datetime = _time()
     modified: datetime = _time()
 
@@ -143,5 +148,8 @@ class ApiClient(SQLModel, table=True):
 
     client_id: str = Field(primary_key=True, max_length=128)
     secret_hash: str
+    # After a rotation the previous secret still works until its expiry.
+    previous_secret_hash: str | None = None
+    previous_secret_expires: datetime | None = _time(nullable=True)
     scopes: str
     created: datetime = _time()

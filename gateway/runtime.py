@@ -7,10 +7,12 @@ from dataclasses import dataclass
 import httpx
 
 from gateway.db import Sessions
+from gateway.limits import Limiter
 from gateway.notify import Notifier
 from gateway.queue import DispatchQueue
 from gateway.security import Keys
 from gateway.settings import Settings
+from gateway.targets import TargetPolicy
 
 
 @dataclass
@@ -21,3 +23,6 @@ class Runtime:
     queue: DispatchQueue
     notifier: Notifier
     http: httpx.AsyncClient
+    limiter: Limiter
+    # Which subscriber addresses may be called (the SSRF guard).
+    targets: TargetPolicy

@@ -14,7 +14,7 @@ import isodate
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from gateway import jsonutil
-from gateway.models import Invocation, Status, Subscription, Trigger, TriggerType
+from gateway.models import ApiClient, Invocation, Status, Subscription, Trigger, TriggerType
 
 Name = Field(min_length=1, max_length=255)
 JsonObject = dict[str, Any]
@@ -113,6 +113,14 @@ class CompleteInvocationIn(WireModel):
     secret: str = Field(min_length=1, max_length=512)
     output: Any = None
     error: str | None = Field(default=None, max_length=4000)
+
+
+Scope = Literal["triggers:manage", "invocations:start", "invocations:read", "clients:manage"]
+
+
+class ApiClientIn(WireModel):
+    clientId: str | None = Field(default=None, min_length=3, max_length=128, pattern=r"^[A-Za-z0-9._\-]+$")
+    scopes: list[Scope] = Field(min_length=1, max_length=4)
 
 
 class ValidateFilterIn(WireModel):
@@ -222,4 +230,14 @@ def status_out(inv: Invocation) -> JsonObject:
         "status": inv.status,
         "deadline": timestamp(inv.deadline),
         "attempts": inv.attempts,
+    }
+
+
+def api_client_out(client: ApiClient) -> JsonObject:
+    return {
+        "clientId": client.client_id,
+        "scopes": client.scopes.split(),
+        "created": timestamp(client.created),
+        # Set after a rotation: until then the previous secret still works.
+        "previousSecretExpires": timestamp(client.previous_secret_expires),
     }

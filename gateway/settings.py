@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 from collections.abc import Mapping
@@ -9,8 +10,11 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from gateway import targets
+
 PREFIX = "GATEWAY_"
 MIN_KEY_LENGTH = 32
+BOOLEANS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
 
 class SettingsError(ValueError):
@@ -31,10 +35,27 @@ class Settings:
     # Largest answer body read from a subscriber; bigger answers fail the invocation.
     max_response_bytes: int = 1024 * 1024
     max_response_deadline: str = "P30D"
+    # SSRF guard: subscribers must be at public addresses, except in these networks
+    # (comma-separated CIDR, e.g. "10.0.0.0/8,fd00::/8"); and, if set, reached over https.
+    allowed_target_networks: str = ""
+    require_https: bool = False
     dispatch_concurrency: int = 512
     # How often the sweep looks for passed deadlines and stranded deliveries, in seconds.
     sweep_interval: float = 0.5
-    token_ttl: int = 3600
+    # Access tokens are short-lived: a deleted or rotated client's tokens die within this.
+    token_ttl: int = 900
+    # How long a rotated-out signing secret or client secret keeps working, in seconds.
+    rotation_grace: int = 86400
+    # Abuse limits (0 = no limit). Requests per second each API client may make, sustained,
+    # and how many it may make at once on top of an idle budget.
+    rate_limit: float = 300.0
+    rate_burst: int = 600
+    # Wrong secrets accepted per invocation's callback, per client id and per remote address
+    # at POST /oauth/token, within failure_window seconds; then 429 until the window ends.
+    callback_failure_limit: int = 10
+    token_failure_limit: int = 10
+    token_address_failure_limit: int = 100
+    failure_window: float = 300.0
     bootstrap_client_id: str = ""
     bootstrap_client_secret: str = ""
     triggers_file: str = ""
@@ -67,6 +88,15 @@ class Settings:
             raise SettingsError("GATEWAY_MAX_BODY_BYTES must be at least 1024")
         if self.dispatch_concurrency < 1:
             raise SettingsError("GATEWAY_DISPATCH_CONCURRENCY must be at least 1")
+        if self.token_ttl < 1:
+            raise SettingsError("GATEWAY_TOKEN_TTL must be at least 1 second")
+        if self.rotation_grace < 0:
+            raise SettingsError("GATEWAY_ROTATION_GRACE must be 0 or more seconds")
+        self._check_limits()
+        try:
+            targets.parse_networks(self.allowed_target_networks)
+        except ValueError as exc:
+            raise SettingsError(f"GATEWAY_ALLOWED_TARGET_NETWORKS: {exc}") from None
         if self.sweep_interval <= 0:
             raise SettingsError("GATEWAY_SWEEP_INTERVAL must be a positive number of seconds")
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
@@ -90,6 +120,17 @@ class Settings:
                 "set both GATEWAY_BOOTSTRAP_CLIENT_ID and GATEWAY_BOOTSTRAP_CLIENT_SECRET, or neither"
             )
 
+    def _check_limits(self) -> None:
+        if not math.isfinite(self.rate_limit) or self.rate_limit < 0:
+            raise SettingsError("GATEWAY_RATE_LIMIT must be 0 (no limit) or more requests per second")
+        if self.rate_limit > 0 and self.rate_burst < 1:
+            raise SettingsError("GATEWAY_RATE_BURST must be at least 1 request")
+        for name in ("callback_failure_limit", "token_failure_limit", "token_address_failure_limit"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{PREFIX}{name.upper()} must be 0 (no limit) or more failures")
+        if not math.isfinite(self.failure_window) or self.failure_window <= 0:
+            raise SettingsError("GATEWAY_FAILURE_WINDOW must be a positive number of seconds")
+
     @property
     def signing_keys(self) -> list[str]:
         """Keys for itsdangerous, oldest first (itsdangerous signs with the last one)."""
@@ -100,6 +141,12 @@ class Settings:
 
 
 def _convert(name: str, type_name: object, raw: str) -> object:
+    if type_name in ("bool", bool):
+        # Also what str() makes of a bool ("True"/"False"), as tests pass settings on.
+        value = BOOLEANS.get(raw.strip().lower())
+        if value is None:
+            raise SettingsError(f"{PREFIX}{name.upper()} must be true or false (or 1/0, yes/no), got {raw!r}")
+        return value
     try:
         if type_name in ("int", int):
             return int(raw)

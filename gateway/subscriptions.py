@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import jsonpatch
@@ -12,7 +13,8 @@ from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from gateway.errors import Invalid, NotFound, describe_validation_error
+from gateway import signing
+from gateway.errors import Conflict, Invalid, NotFound, describe_validation_error
 from gateway.jsonpath_filter import FilterSyntaxError, compile_filter
 from gateway.models import AuthType, Subscription, Trigger, TriggerType, utcnow
 from gateway.runtime import Runtime
@@ -23,9 +25,13 @@ IMMUTABLE_PATHS = ("/id", "/triggerId", "/triggerName", "/type", "/created", "/m
 MAX_PATCH_OPERATIONS = 50
 
 
-async def create(rt: Runtime, spec: SubscriptionIn) -> tuple[Subscription, str]:
+async def create(rt: Runtime, spec: SubscriptionIn) -> tuple[Subscription, str, str]:
+    """Save a new subscription; also return its signing secret, which is shown only now."""
     if spec.triggerId is None:
         raise Invalid("triggerId is required; GET /triggers lists the triggers")
+    # Before the transaction: resolving the host may take seconds, and the trigger's lock
+    # (SQLite: the database's one write lock) must not wait on DNS.
+    await rt.targets.check_url(spec.httpConfig.url)
     async with rt.sessions() as session:
         trigger = await _lock_trigger(session, spec.triggerId)
         limit = MAX_SUBSCRIPTIONS[TriggerType(trigger.type)]
@@ -46,9 +52,11 @@ async def create(rt: Runtime, spec: SubscriptionIn) -> tuple[Subscription, str]:
             dispatch_mode="",
         )
         _apply(rt, sub, spec)
+        secret = signing.new_secret()
+        sub.signing_secret = rt.keys.encrypt(secret)
         session.add(sub)
         await session.commit()
-    return sub, trigger.name
+    return sub, trigger.name, secret
 
 
 async def _lock_trigger(session: AsyncSession, trigger_id: str) -> Trigger:
@@ -154,22 +162,67 @@ async def patch(rt: Runtime, subscription_id: str, operations: Any) -> tuple[Sub
 async def _change(
     rt: Runtime, subscription_id: str, new_spec: Callable[[Subscription, str | None], SubscriptionIn]
 ) -> tuple[Subscription, str | None]:
-    """Read, change and save in one transaction, holding the row's lock (a no-op write takes
-    it on PostgreSQL and SQLite alike), so concurrent PUTs and PATCHes never lose each other."""
+    """Read, change and save in one transaction, holding the row's lock, so concurrent PUTs
+    and PATCHes never lose each other."""
+    # A new URL is checked first, without the lock: resolving its host may take seconds, and
+    # the lock (SQLite: the database's one write lock) must not wait on DNS. An unchanged URL
+    # was checked when saved, and every delivery checks the address it connects to anyway.
+    current, current_trigger_name = await get(rt, subscription_id)
+    checked_url = new_spec(current, current_trigger_name).httpConfig.url
+    if checked_url != current.url:
+        await rt.targets.check_url(checked_url)
     async with rt.sessions() as session:
-        lock = update(Subscription).where(col(Subscription.id) == subscription_id).values(id=subscription_id)
-        await session.execute(lock)
-        sub = await session.get(Subscription, subscription_id)
-        if sub is None:
-            raise NotFound(f"subscription {subscription_id} does not exist")
-        trigger = await session.get(Trigger, sub.trigger_id)
-        trigger_name = trigger.name if trigger else None
+        sub, trigger_name = await _locked(session, subscription_id)
         spec = new_spec(sub, trigger_name)
+        if spec.httpConfig.url not in (sub.url, checked_url):
+            # Only a patch whose URL depends on a field changed meanwhile (a copy or move) gets
+            # here; checking under the lock is what the first read avoids.
+            raise Conflict("the subscription changed while its new URL was checked; send the patch again")
         if spec.triggerId is not None and spec.triggerId != sub.trigger_id:
             raise Invalid("triggerId cannot change; delete this subscription and create another")
         _apply(rt, sub, spec)
         await session.commit()
     return sub, trigger_name
+
+
+async def rotate_secret(rt: Runtime, subscription_id: str) -> tuple[Subscription, str | None, str]:
+    """A new signing secret; the current one keeps signing for the grace period, so a
+    subscriber can deploy the new one without missing a delivery. Only one previous secret
+    is kept: rotating again ends the older one's grace at once."""
+    async with rt.sessions() as session:
+        sub, trigger_name = await _locked(session, subscription_id)
+        secret = signing.new_secret()
+        now = utcnow()
+        sub.previous_signing_secret = sub.signing_secret
+        sub.previous_signing_secret_expires = (
+            now + timedelta(seconds=rt.settings.rotation_grace) if sub.signing_secret else None
+        )
+        sub.signing_secret = rt.keys.encrypt(secret)
+        sub.modified = now
+        await session.commit()
+    return sub, trigger_name, secret
+
+
+def active_signing_secrets(rt: Runtime, sub: Subscription) -> list[str]:
+    """The secrets a delivery is signed with now: the current one, then the previous one
+    while its grace period lasts."""
+    stored = [sub.signing_secret]
+    expires = sub.previous_signing_secret_expires
+    if expires is not None and expires > utcnow():
+        stored.append(sub.previous_signing_secret)
+    return [rt.keys.decrypt(secret) for secret in stored if secret]
+
+
+async def _locked(session: AsyncSession, subscription_id: str) -> tuple[Subscription, str | None]:
+    """The subscription and its trigger's name, holding the row's lock until the transaction
+    ends (a no-op write takes it on PostgreSQL and SQLite alike)."""
+    lock = update(Subscription).where(col(Subscription.id) == subscription_id).values(id=subscription_id)
+    await session.execute(lock)
+    sub = await session.get(Subscription, subscription_id)
+    if sub is None:
+        raise NotFound(f"subscription {subscription_id} does not exist")
+    trigger = await session.get(Trigger, sub.trigger_id)
+    return sub, trigger.name if trigger else None
 
 
 async def delete(rt: Runtime, subscription_id: str) -> None:

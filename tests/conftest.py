@@ -40,6 +40,12 @@ def make_settings(tmp_path: Path | Store, public_url: str, **overrides: Any) -> 
         "response_timeout": 2.0,
         "sweep_interval": 0.2,
         "dispatch_concurrency": 64,
+        # The fault test pushes thousands of requests through one client as fast as it can;
+        # tests of the rate limit set their own.
+        "rate_limit": 100_000.0,
+        "rate_burst": 100_000,
+        # Subscribers in tests listen on loopback, which the SSRF guard refuses by default.
+        "allowed_target_networks": "127.0.0.0/8,::1/128",
     }
     values.update(overrides)
     return Settings.from_env({}, **values)
@@ -99,14 +105,21 @@ def start_gateway(
         sock = bound_socket()
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         settings = make_settings(where, url, **overrides)
+        # The worker process starts (and, at the end, stops) while the API does the same.
         async with (
-            worker_process(settings if worker else None),
+            worker_process(settings if worker else None, wait=False) as process,
             serve(create_app(settings), sock),
             httpx.AsyncClient(base_url=url, timeout=60) as http,
         ):
+            if process is not None:
+                await wait_until_healthy(settings, process)
             client = GatewayClient(http, settings)
             await client.login(CLIENT_ID, CLIENT_SECRET)
-            yield client
+            try:
+                yield client
+            finally:
+                if process is not None and process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
 
     return running()
 
@@ -116,8 +129,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def worker_process(settings: Settings | None) -> AsyncIterator[subprocess.Popen[bytes] | None]:
-    """`gateway worker` as its own process, when the settings name a Redis server."""
+async def worker_process(
+    settings: Settings | None, *, wait: bool = True
+) -> AsyncIterator[subprocess.Popen[bytes] | None]:
+    """`gateway worker` as its own process, when the settings name a Redis server; ready
+    (healthy) when ``wait``, else just started."""
     if settings is None or not settings.redis_url:
         yield None
         return
@@ -125,11 +141,12 @@ async def worker_process(settings: Settings | None) -> AsyncIterator[subprocess.
     # Popen only forks; the wait for readiness below is asynchronous.
     process = subprocess.Popen([sys.executable, "-m", "gateway.cli", "worker"], env=env)  # noqa: ASYNC220
     try:
-        await wait_until_healthy(settings, process)
+        if wait:
+            await wait_until_healthy(settings, process)
         yield process
     finally:
         if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
+            process.send_signal(signal.SIGTERM)  # again, harmless, if it was sent already
             try:
                 await asyncio.to_thread(process.wait, 10)
             except subprocess.TimeoutExpired:

@@ -14,6 +14,7 @@ class GatewayClient:
     def __init__(self, http: httpx.AsyncClient, settings: Settings) -> None:
         self.http = http
         self.settings = settings
+        self.signing_secrets: dict[str, str] = {}
 
     async def login(self, client_id: str, client_secret: str) -> None:
         response = await self.http.post(
@@ -38,7 +39,10 @@ class GatewayClient:
         }
         response = await self.http.post("/beta/trigger-subscriptions", json=body)
         assert response.status_code == 201, response.text
-        return response.json()  # type: ignore[no-any-return]
+        document: dict[str, Any] = response.json()
+        # Shown only in this answer: kept aside, so the document is what GET shows.
+        self.signing_secrets[document["id"]] = document.pop("signingSecret")
+        return document
 
     async def start(self, trigger_id: str, input: dict[str, Any], **fields: Any) -> list[dict[str, Any]]:
         response = await self.http.post(
@@ -61,6 +65,12 @@ class GatewayClient:
                 status = await self.status(invocation_id, wait=min(within, 30))
                 if status["completed"] is not None:
                     return status
+
+    async def reach(self, invocation_id: str, status: str, within: float = 5) -> None:
+        """Poll until the invocation is in ``status`` (long-polls only wait for the end)."""
+        async with asyncio.timeout(within):
+            while (await self.status(invocation_id))["status"] != status:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
 
     async def complete(self, callback_url: str, body: dict[str, Any]) -> httpx.Response:
         # Callbacks carry no access token: send them without the admin's header.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -50,16 +51,19 @@ class Received:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    raw: bytes  # the body as sent, for checking signatures
 
 
 Behaviour = Callable[[Received], Awaitable[Response]]
 
 
-def answer(status: int, body: Any = None, raw: bytes | None = None) -> Behaviour:
+def answer(
+    status: int, body: Any = None, raw: bytes | None = None, headers: dict[str, str] | None = None
+) -> Behaviour:
     async def respond(_: Received) -> Response:
         if raw is not None:
-            return Response(raw, status_code=status, media_type="application/json")
-        return JSONResponse(body, status_code=status)
+            return Response(raw, status_code=status, media_type="application/json", headers=headers)
+        return JSONResponse(body, status_code=status, headers=headers)
 
     return respond
 
@@ -88,7 +92,8 @@ class Subscriber:
     def app(self) -> Starlette:
         async def handle(request: Request) -> Response:
             name = request.path_params["name"]
-            received = Received(request.url.path, dict(request.headers), await request.json())
+            raw = await request.body()
+            received = Received(request.url.path, dict(request.headers), json.loads(raw), raw)
             self.received.append(received)
             self.arrived.set()
             return await self.behaviours[name](received)

@@ -14,8 +14,9 @@ from sqlmodel.sql.expression import SelectOfScalar
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway import limits
 from gateway.api.errors import read_json
-from gateway.errors import Forbidden, Invalid, Unauthorized
+from gateway.errors import Forbidden, Invalid, TooManyRequests, Unauthorized
 from gateway.query import Condition, QueryError, Sorter, parse_filters, parse_paging, parse_sorters
 from gateway.runtime import Runtime
 
@@ -37,7 +38,7 @@ def requires(*any_of: str) -> Callable[[Endpoint], Endpoint]:
     def decorate(endpoint: Endpoint) -> Endpoint:
         @functools.wraps(endpoint)
         async def guarded(request: Request) -> Response:
-            authorize(request, any_of)
+            await authorize(request, any_of)
             return await endpoint(request)
 
         guarded.required_scopes = any_of  # type: ignore[attr-defined]
@@ -46,7 +47,7 @@ def requires(*any_of: str) -> Callable[[Endpoint], Endpoint]:
     return decorate
 
 
-def authorize(request: Request, any_of: Sequence[str]) -> None:
+async def authorize(request: Request, any_of: Sequence[str]) -> None:
     challenge = {"WWW-Authenticate": 'Bearer realm="trigger-gateway"'}
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -62,9 +63,21 @@ def authorize(request: Request, any_of: Sequence[str]) -> None:
             "the access token is invalid or expired; get a new one from POST /oauth/token",
             headers=challenge,
         )
+    await _within_rate(rt, claims.client_id)
     if not claims.scopes.intersection(any_of):
         raise Forbidden(f"the access token lacks the scope this needs: one of {', '.join(any_of)}")
     request.state.client_id = claims.client_id
+
+
+async def _within_rate(rt: Runtime, client_id: str) -> None:
+    """Every request with a valid token spends its client's budget, whatever it asks for."""
+    rate, burst = rt.settings.rate_limit, rt.settings.rate_burst
+    wait = await rt.limiter.throttle(limits.key("rate", client_id), rate, burst)
+    if wait > 0:
+        raise TooManyRequests(
+            f"API client {client_id} is over its rate limit ({rate:g} requests/s, bursts of {burst})",
+            wait,
+        )
 
 
 async def body(request: Request, model: type[M], *, defaults: Mapping[str, Any] | None = None) -> M:

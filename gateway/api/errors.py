@@ -6,12 +6,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Match, Mount, Route
+from starlette.types import Scope
 
 from gateway import jsonutil
 from gateway.errors import ApiError, Invalid, describe_validation_error
@@ -67,13 +70,40 @@ async def handle_validation_error(request: Request, exc: Exception) -> Response:
 
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
     if exc.status_code == 404:
         message = f"no route matches {request.method} {request.url.path}; see openapi/openapi.yaml"
     elif exc.status_code == 405:
         message = f"{request.method} is not allowed on {request.url.path}"
+        # Starlette names only the methods of the first route whose path matched; a path has
+        # one route per method, and Allow must list them all (RFC 9110 15.5.6).
+        scope = request.scope
+        # The scope as it reached the app: a Mount has since moved its prefix into root_path.
+        root_path = scope.get("app_root_path", scope.get("root_path", ""))
+        fresh: Scope = {"type": "http", "method": "", "path": scope["path"], "root_path": root_path}
+        allowed = _allowed_methods(request.app.router.routes, fresh)
+        if allowed:
+            headers["Allow"] = ", ".join(sorted(allowed))
     else:
         message = str(exc.detail)
-    return error_response(request, ApiError(message, headers=dict(exc.headers or {}), status=exc.status_code))
+    return error_response(request, ApiError(message, headers=headers, status=exc.status_code))
+
+
+def _allowed_methods(routes: Sequence[BaseRoute], scope: Scope) -> set[str]:
+    """The methods of the first path template that matches, as Starlette routes: a concrete
+    path such as /trigger-subscriptions/validate-filter, not the {id} template after it."""
+    allowed: set[str] = set()
+    template = None
+    for route in routes:
+        match, child_scope = route.matches(scope)
+        if match is Match.NONE:
+            continue
+        if isinstance(route, Mount) and template is None:
+            return _allowed_methods(route.routes, {**scope, **child_scope})
+        if isinstance(route, Route) and route.path == (template or route.path):
+            template = route.path
+            allowed |= route.methods or set()
+    return allowed
 
 
 INTERNAL_ERROR = "internal error; report the trackingId to the gateway's operators"
@@ -94,5 +124,7 @@ async def read_json(request: Request) -> Any:
         raise Invalid("the request body is empty; send a JSON document")
     try:
         return jsonutil.loads(body)
-    except (ValueError, RecursionError) as exc:
+    except jsonutil.TooDeep as exc:
+        raise Invalid(f"the request body is refused: {exc}") from None
+    except ValueError as exc:
         raise Invalid(f"the request body is not valid JSON: {exc}") from None

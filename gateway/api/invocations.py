@@ -9,9 +9,9 @@ from sqlmodel import select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway import invocations
+from gateway import invocations, limits
 from gateway.api.common import body, list_query, requires, run_list, runtime, total_header
-from gateway.errors import Invalid, NotFound
+from gateway.errors import Forbidden, Invalid, NotFound, TooManyRequests
 from gateway.models import Invocation, Status
 from gateway.runtime import Runtime
 from gateway.schemas import (
@@ -70,9 +70,28 @@ async def test_invocation(request: Request) -> Response:
 async def complete_invocation(request: Request) -> Response:
     # No access token: the subscriber proves itself with the invocation's secret.
     spec = await body(request, CompleteInvocationIn)
-    await invocations.complete(
-        runtime(request), request.path_params["id"], spec.secret, spec.output, spec.error
-    )
+    rt = runtime(request)
+    invocation_id = request.path_params["id"]
+    # After too many wrong secrets for one invocation, refuse without checking the secret
+    # until the window passes: guessing an HMAC is hopeless anyway, but a leaked invocation
+    # id must not buy unlimited guesses, nor a storm unlimited database reads. The cost is
+    # that whoever floods an id delays its real callback; the right secret works again
+    # after Retry-After. Each attempt is counted before the check, so concurrent guesses
+    # cannot overshoot the limit; only a wrong secret (403) stays counted.
+    key = limits.key("callback", invocation_id)
+    limit, window = rt.settings.callback_failure_limit, rt.settings.failure_window
+    wait = await rt.limiter.attempt(key, limit, window)
+    if wait > 0:
+        raise TooManyRequests(f"too many wrong secrets for invocation {invocation_id}", wait)
+    wrong_secret = False
+    try:
+        await invocations.complete(rt, invocation_id, spec.secret, spec.output, spec.error)
+    except Forbidden:
+        wrong_secret = True
+        raise
+    finally:
+        if not wrong_secret:
+            await rt.limiter.forgive(key)
     return Response(status_code=204)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlmodel import col, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -14,6 +16,7 @@ from gateway.models import Subscription, Trigger
 from gateway.schemas import SubscriptionIn, ValidateFilterIn, subscription_out
 
 MANAGE = "triggers:manage"
+NO_STORE = {"Cache-Control": "no-store"}
 FILTERABLE = {
     "id": frozenset({"eq", "in"}),
     "triggerId": frozenset({"eq", "in"}),
@@ -47,8 +50,19 @@ async def list_subscriptions(request: Request) -> Response:
 @requires(MANAGE)
 async def create_subscription(request: Request) -> Response:
     spec = await body(request, SubscriptionIn)
-    sub, trigger_name = await subscriptions.create(runtime(request), spec)
-    return JSONResponse(subscription_out(sub, trigger_name), status_code=201)
+    sub, trigger_name, secret = await subscriptions.create(runtime(request), spec)
+    return _with_secret(subscription_out(sub, trigger_name), secret, status=201)
+
+
+@requires(MANAGE)
+async def rotate_signing_secret(request: Request) -> Response:
+    sub, trigger_name, secret = await subscriptions.rotate_secret(runtime(request), request.path_params["id"])
+    return _with_secret(subscription_out(sub, trigger_name), secret, status=200)
+
+
+def _with_secret(document: dict[str, Any], secret: str, *, status: int) -> Response:
+    # The signing secret is shown in this answer only; it is stored encrypted.
+    return JSONResponse({**document, "signingSecret": secret}, status_code=status, headers=NO_STORE)
 
 
 @requires(MANAGE)

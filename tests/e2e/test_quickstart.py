@@ -17,6 +17,13 @@ import pytest
 from tests.servers import bound_socket
 
 README = Path(__file__).resolve().parents[2] / "README.md"
+# What the README's `gateway serve` line sets; the demo subscriber is on loopback, which the
+# SSRF guard refuses unless allowed.
+SERVE_ENV = {
+    "GATEWAY_BOOTSTRAP_CLIENT_ID": "admin",
+    "GATEWAY_BOOTSTRAP_CLIENT_SECRET": "change-me-now",
+    "GATEWAY_ALLOWED_TARGET_NETWORKS": "127.0.0.0/8",
+}
 
 
 def readme_block(marker: str) -> str:
@@ -37,12 +44,7 @@ def served_gateway(tmp_path: Path) -> Iterator[int]:
     gateway = shutil.which("gateway", path=os.path.dirname(sys.executable))
     assert gateway, "the `gateway` console script is not installed in this environment"
     port = free_port()
-    env = {
-        **os.environ,
-        "GATEWAY_BOOTSTRAP_CLIENT_ID": "admin",
-        "GATEWAY_BOOTSTRAP_CLIENT_SECRET": "change-me-now",
-        "GATEWAY_PUBLIC_URL": f"http://127.0.0.1:{port}",
-    }
+    env = {**os.environ, **SERVE_ENV, "GATEWAY_PUBLIC_URL": f"http://127.0.0.1:{port}"}
     process = subprocess.Popen(
         [gateway, "serve", "--port", str(port)], cwd=tmp_path, env=env, stderr=subprocess.PIPE
     )
@@ -78,3 +80,8 @@ def test_quickstart_curl_examples_work_as_written(served_gateway: int, tmp_path:
     assert result.returncode == 0, result.stderr.decode()
     assert '"status":"COMPLETED"' in output
     assert '"output":{"approver":"ada"' in output
+
+
+def test_the_readme_serve_line_sets_what_this_test_serves_with() -> None:
+    [line] = [line for line in README.read_text().splitlines() if line.endswith(" gateway serve")]
+    assert line == " ".join(f"{name}={value}" for name, value in SERVE_ENV.items()) + " gateway serve"

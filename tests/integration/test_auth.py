@@ -61,7 +61,12 @@ async def test_token_with_form_credentials(gateway: GatewayClient) -> None:
     assert set(body) >= {"access_token", "token_type", "expires_in", "scope"}
     assert body["token_type"].lower() == "bearer"
     assert body["expires_in"] == gateway.settings.token_ttl
-    assert set(body["scope"].split()) == {"triggers:manage", "invocations:start", "invocations:read"}
+    assert set(body["scope"].split()) == {
+        "triggers:manage",
+        "invocations:start",
+        "invocations:read",
+        "clients:manage",
+    }
     assert response.headers["cache-control"] == "no-store"
 
 

@@ -217,6 +217,24 @@ async def test_wrong_method_is_405(gateway: GatewayClient, method: str, path: st
     assert response.headers["allow"]
 
 
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/triggers", "GET, POST"),
+        ("/beta/triggers/x", "DELETE, GET, PUT"),
+        ("/trigger-subscriptions/x", "DELETE, GET, PATCH, PUT"),
+        ("/trigger-subscriptions/validate-filter", "POST"),
+        ("/beta/trigger-invocations/x/complete", "POST"),
+        ("/health", "GET"),
+    ],
+)
+async def test_405_allows_every_method_of_the_path(gateway: GatewayClient, path: str, allowed: str) -> None:
+    # Each method has its own route: Allow must not list only the first route's methods.
+    response = await gateway.http.request("OPTIONS", path)
+    assert_error(response, 405)
+    assert set(response.headers["allow"].split(", ")) - {"HEAD"} == set(allowed.split(", "))
+
+
 async def logged_line(caplog: pytest.LogCaptureFixture, tracking_id: str) -> str:
     """The access log line carrying ``tracking_id`` (logged as the response finishes)."""
     async with asyncio.timeout(2):

@@ -1,34 +1,36 @@
-"""No secret the gateway handles ever reaches its logs."""
+"""No secret the gateway handles ever reaches its logs or its database in plain text."""
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import CLIENT_SECRET, start_gateway
 from tests.servers import Subscriber, answer
+from tests.services import Store, stored_bytes
 
 
-async def test_logs_hold_no_secret(
-    tmp_path: Path, subscriber: Subscriber, caplog: pytest.LogCaptureFixture
+async def test_logs_and_database_hold_no_secret(
+    store: Store, subscriber: Subscriber, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     password, token = "basic-pass-Zq81", "bearer-tok-Xk27"
-    async with start_gateway(tmp_path) as gateway:
+    async with start_gateway(store) as gateway:
         await gateway.create_trigger("test:created", type="FIRE_AND_FORGET")
         basic = {
             "httpAuthenticationType": "BASIC_AUTH",
             "basicAuthConfig": {"userName": "u", "password": password},
         }
         bearer = {"httpAuthenticationType": "BEARER_TOKEN", "bearerTokenAuthConfig": {"bearerToken": token}}
-        await gateway.subscribe(
+        a = await gateway.subscribe(
             "test:created", subscriber.endpoint("a", answer(500, {})), httpConfig=basic, name="a"
         )
-        await gateway.subscribe(
+        b = await gateway.subscribe(
             "test:created", subscriber.endpoint("b", answer(200, {})), httpConfig=bearer, name="b"
         )
+        rotated = await gateway.http.post(f"/trigger-subscriptions/{b['id']}/rotate-secret")
         await gateway.create_trigger()
         await gateway.subscribe("test:approver", subscriber.endpoint("c", answer(200, {})), "ASYNC")
         invocations = await gateway.start("test:created", {})
@@ -40,8 +42,34 @@ async def test_logs_hold_no_secret(
             {"secret": awaiting["secret"] + "x", "output": {}},
         )
         assert wrong.status_code == 403
+        client = (await gateway.http.post("/api-clients", json={"scopes": ["invocations:read"]})).json()
+        client_rotated = (await gateway.http.post(f"/api-clients/{client['clientId']}/rotate-secret")).json()
+        async with httpx.AsyncClient(base_url=str(gateway.http.base_url)) as anonymous:
+            form = {
+                "grant_type": "client_credentials",
+                "client_id": client["clientId"],
+                "client_secret": client_rotated["clientSecret"],
+            }
+            assert (await anonymous.post("/oauth/token", data=form)).status_code == 200
         access_token = gateway.http.headers["authorization"].split()[1]
+        stored = await stored_bytes(gateway.settings.database_url)
     logged = "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
     assert "trackingId=" in logged  # the logs were captured
-    for secret in (password, token, awaiting["secret"], CLIENT_SECRET, access_token):
+    assert b"test:approver" in stored  # the database was read
+    secrets = [
+        password,
+        token,
+        awaiting["secret"],
+        CLIENT_SECRET,
+        access_token,
+        gateway.signing_secrets[a["id"]],
+        gateway.signing_secrets[b["id"]],
+        rotated.json()["signingSecret"],
+        client["clientSecret"],
+        client_rotated["clientSecret"],
+    ]
+    for secret in secrets:
         assert secret not in logged
+        assert secret.encode() not in stored
+        # Signing secrets are base64: the key bytes must not be there either.
+        assert secret.removeprefix("whsec_").encode() not in stored

@@ -78,6 +78,7 @@ async def test_create_answers_201_with_defaults(gateway: GatewayClient) -> None:
     assert sub["httpConfig"]["url"] == HOOK
     assert sub["httpConfig"]["httpDispatchMode"] == "SYNC"
     assert sub["httpConfig"]["httpAuthenticationType"] == "NO_AUTH"
+    assert sub.pop("signingSecret").startswith("whsec_")  # shown in this answer only
     fetched = await gateway.http.get(f"/beta/trigger-subscriptions/{sub['id']}")
     assert fetched.status_code == 200, fetched.text
     assert fetched.json() == sub
@@ -235,7 +236,7 @@ async def test_put_replaces_the_subscription(gateway: GatewayClient) -> None:
     sub = await gateway.subscribe(trigger_id, HOOK, filter="$[?($.amount > 1)]", description="old")
     doc = sub_doc(
         None,
-        url="https://example.com/new",
+        url="https://localhost:9/new",
         name="renamed",
         enabled=False,
         responseDeadline="PT5M",
@@ -251,7 +252,7 @@ async def test_put_replaces_the_subscription(gateway: GatewayClient) -> None:
     assert fetched["responseDeadline"] == "PT5M"
     assert fetched["filter"] is None  # a PUT replaces: what is left out is reset
     assert fetched["description"] is None
-    assert fetched["httpConfig"]["url"] == "https://example.com/new"
+    assert fetched["httpConfig"]["url"] == "https://localhost:9/new"
     assert fetched["httpConfig"]["httpDispatchMode"] == "ASYNC"
 
 

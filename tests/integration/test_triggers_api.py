@@ -94,6 +94,28 @@ async def test_schema_string_that_is_not_json_is_400(gateway: GatewayClient) -> 
     assert "inputSchema" in error_text(response)
 
 
+async def test_schema_with_an_invalid_regex_is_400(gateway: GatewayClient) -> None:
+    # Valid against the metaschema, but no validator can apply the pattern.
+    bad = {"type": "object", "properties": {"code": {"type": "string", "pattern": "["}}}
+    response = await gateway.http.post("/beta/triggers", json=trigger_doc(unique("regex"), inputSchema=bad))
+    assert response.status_code == 400, response.text
+    assert "inputSchema" in error_text(response)
+
+
+async def test_schema_with_an_unresolvable_ref_is_a_400_not_a_500(gateway: GatewayClient) -> None:
+    broken = {"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}}
+    doc = trigger_doc(unique("ref"), inputSchema=broken, exampleInput={"a": 1})
+    response = await gateway.http.post("/beta/triggers", json=doc)
+    assert response.status_code == 400, response.text
+    assert "missing" in error_text(response)
+    # Without an example the schema is only applied later, to each input: also a 400.
+    trigger = await gateway.create_trigger(unique("ref"), type="FIRE_AND_FORGET", inputSchema=broken)
+    start = {"triggerId": trigger["id"], "input": {"a": 1}}
+    response = await gateway.http.post("/beta/trigger-invocations/start", json=start)
+    assert response.status_code == 400, response.text
+    assert "missing" in error_text(response)
+
+
 async def test_example_not_matching_its_schema_is_400(gateway: GatewayClient) -> None:
     doc = trigger_doc(unique("bad-example"), inputSchema=INPUT_SCHEMA, exampleInput={"amount": "ten"})
     response = await gateway.http.post("/beta/triggers", json=doc)

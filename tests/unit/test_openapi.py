@@ -28,7 +28,7 @@ from gateway import schemas
 from gateway.api.errors import DETAIL_CODES, error_response
 from gateway.app import API_ROUTES, ROUTES
 from gateway.errors import ApiError
-from gateway.models import Invocation, Subscription, Trigger
+from gateway.models import ApiClient, Invocation, Subscription, Trigger
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "openapi" / "openapi.yaml"
 DOCUMENT_URI = "urn:trigger-gateway:openapi"
@@ -61,6 +61,7 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "TestInvocationInput": schemas.TestInvocationIn,
     "CompleteInvocationInput": schemas.CompleteInvocationIn,
     "ValidateFilterInput": schemas.ValidateFilterIn,
+    "ApiClientInput": schemas.ApiClientIn,
 }
 # Fields the model requires but the schema does not, and why.
 NOT_REQUIRED_IN_DOCUMENT = {
@@ -259,10 +260,20 @@ def test_security_matches_the_requires_decorator(doc: dict[str, Any]) -> None:
         expected = {("bearerAuth", frozenset({scope})) for scope in scopes}
         if declared != expected:
             problems.append(f"{name}: security should be one bearerAuth requirement per scope of {scopes}")
-        missing = {"401", "403"} - set(operation["responses"])
+        # 429: every request with a token counts against its client's rate limit.
+        missing = {"401", "403", "429"} - set(operation["responses"])
         if missing:
             problems.append(f"{name}: a token-protected operation must document {sorted(missing)}")
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    ("path", "method"), [("/oauth/token", "post"), ("/trigger-invocations/{id}/complete", "post")]
+)
+def test_secret_checks_document_their_lockout(doc: dict[str, Any], path: str, method: str) -> None:
+    response = deref(doc, doc["paths"][path][method]["responses"].get("429"))
+    assert response is not None, f"{method.upper()} {path} locks out repeated wrong secrets: document 429"
+    assert "Retry-After" in response["headers"], f"{method.upper()} {path}: 429 says when to retry"
 
 
 # --- (d) references resolve, and every component is used --------------------------------------
@@ -458,6 +469,12 @@ def _invocation(status: str, **values: Any) -> Invocation:
     return Invocation(**fields)
 
 
+def _api_client() -> ApiClient:
+    return ApiClient(
+        client_id="ci", secret_hash="x", scopes="invocations:start invocations:read", created=NOW
+    )
+
+
 def _error_body() -> Any:
     request = Request(
         {"type": "http", "method": "GET", "path": "/", "headers": [], "state": {"tracking_id": "t"}}
@@ -483,6 +500,7 @@ RESPONSES: list[tuple[str, str, Callable[[], Any]]] = [
         "failed",
         lambda: schemas.status_out(_invocation("FAILED", error="HTTP 500", completed=NOW)),
     ),
+    ("ApiClient", "client", lambda: schemas.api_client_out(_api_client())),
     ("ErrorResponse", "error", _error_body),
 ]
 
