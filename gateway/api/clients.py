@@ -9,13 +9,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway import clients
-from gateway.api.common import body, list_query, requires, run_list, runtime, total_header
+from gateway.api.common import NO_STORE, body, list_query, requires, run_list, runtime, total_header
 from gateway.errors import Conflict, NotFound
 from gateway.models import ApiClient
 from gateway.schemas import ApiClientIn, api_client_out
 
 MANAGE = clients.CLIENTS_MANAGE
-NO_STORE = {"Cache-Control": "no-store"}
 FILTERABLE = {"clientId": frozenset({"eq", "in", "sw"})}
 SORTABLE = ("clientId", "created")
 COLUMNS = {"clientId": ApiClient.client_id, "created": ApiClient.created}

@@ -21,6 +21,8 @@ from gateway.query import Condition, QueryError, Sorter, parse_filters, parse_pa
 from gateway.runtime import Runtime
 
 SCOPES = frozenset({"triggers:manage", "invocations:start", "invocations:read"})
+# On every answer that carries a secret: no cache may keep it.
+NO_STORE = {"Cache-Control": "no-store"}
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 M = TypeVar("M", bound=BaseModel)

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway import clients, limits
-from gateway.api.common import runtime
+from gateway.api.common import NO_STORE, runtime
 from gateway.api.errors import error_response
 from gateway.errors import ApiError, TooManyRequests
 from gateway.models import ApiClient
@@ -48,7 +48,7 @@ async def token(request: Request) -> Response:
             "expires_in": rt.settings.token_ttl,
             "scope": " ".join(sorted(scopes)),
         },
-        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+        headers={**NO_STORE, "Pragma": "no-cache"},
     )
 
 
@@ -138,7 +138,7 @@ async def _any_matches(secret: str, hashes: list[str]) -> bool:
 def _with_oauth_fields(response: Response, exc: OAuthError) -> Response:
     body = json.loads(bytes(response.body))
     body.update({"error": exc.error, "error_description": exc.message})
-    headers = {"Cache-Control": "no-store", **(exc.headers or {})}
+    headers = {**NO_STORE, **(exc.headers or {})}
     if exc.status == 401:  # RFC 6749 5.2: name the scheme the client may authenticate with
         headers["WWW-Authenticate"] = 'Basic realm="trigger-gateway"'
     return JSONResponse(body, status_code=exc.status, headers=headers)

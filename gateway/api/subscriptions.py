@@ -9,14 +9,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway import subscriptions
-from gateway.api.common import body, list_query, requires, run_list, runtime, total_header
+from gateway.api.common import NO_STORE, body, list_query, requires, run_list, runtime, total_header
 from gateway.api.errors import read_json
 from gateway.jsonpath_filter import validate_filter
 from gateway.models import Subscription, Trigger
 from gateway.schemas import SubscriptionIn, ValidateFilterIn, subscription_out
 
 MANAGE = "triggers:manage"
-NO_STORE = {"Cache-Control": "no-store"}
 FILTERABLE = {
     "id": frozenset({"eq", "in"}),
     "triggerId": frozenset({"eq", "in"}),

@@ -26,9 +26,7 @@ async def awaiting(
     [invocation] = await gateway.start("test:approver", {})
     received = await subscriber.wait_for(before + 1)
     # The acknowledgement is recorded just after the subscriber answers: poll briefly for it.
-    async with asyncio.timeout(5):
-        while (await gateway.status(invocation["id"]))["status"] != "AWAITING_CALLBACK":  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
+    await gateway.reach(invocation["id"], "AWAITING_CALLBACK")
     return invocation["id"], received[-1].body["_metadata"]
 
 

@@ -10,10 +10,15 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from gateway.app import create_app
 from tests.conftest import make_settings, start_gateway
 from tests.gateway_client import GatewayClient
+from tests.servers import serve
 from tests.services import Store
 
 # One gateway serves the whole module; every test uses its own trigger ids.
@@ -114,6 +119,23 @@ async def test_schema_with_an_unresolvable_ref_is_a_400_not_a_500(gateway: Gatew
     response = await gateway.http.post("/beta/trigger-invocations/start", json=start)
     assert response.status_code == 400, response.text
     assert "missing" in error_text(response)
+
+
+async def test_schema_with_a_remote_ref_is_400_and_never_fetched(gateway: GatewayClient) -> None:
+    fetched: list[str] = []
+
+    async def record(request: Request) -> Response:
+        fetched.append(request.url.path)
+        return JSONResponse({"type": "string"})
+
+    # A $ref to a URL would be fetched by jsonschema itself, past the SSRF guard.
+    async with serve(Starlette(routes=[Route("/schema", record)])) as url:
+        remote = {"type": "object", "properties": {"a": {"$ref": f"{url}/schema"}}}
+        doc = trigger_doc(unique("remote"), inputSchema=remote, exampleInput={"a": 1})
+        response = await gateway.http.post("/beta/triggers", json=doc)
+    assert response.status_code == 400, response.text
+    assert "only references within the schema" in error_text(response)
+    assert fetched == []
 
 
 async def test_example_not_matching_its_schema_is_400(gateway: GatewayClient) -> None:
