@@ -19,7 +19,7 @@ from sqlmodel import col
 from gateway.db import Sessions
 from gateway.errors import Conflict, NotFound
 from gateway.models import ApiClient, utcnow
-from gateway.security import hash_secret, verify_secret
+from gateway.security import hash_secret, hash_secret_async, verify_secret
 from gateway.settings import Settings
 
 API_SCOPES = ("triggers:manage", "invocations:start", "invocations:read")
@@ -59,16 +59,21 @@ async def ensure_bootstrap_client(sessions: Sessions, settings: Settings) -> Non
     )
 
 
-def _client(client_id: str, client_secret: str, scopes: str = ALL_SCOPES) -> ApiClient:
+def _client(client_id: str, client_secret: str) -> ApiClient:
     return ApiClient(
-        client_id=client_id, secret_hash=hash_secret(client_secret), scopes=scopes, created=utcnow()
+        client_id=client_id, secret_hash=hash_secret(client_secret), scopes=ALL_SCOPES, created=utcnow()
     )
 
 
 async def create(sessions: Sessions, client_id: str | None, scopes: list[str]) -> tuple[ApiClient, str]:
     """A new client; also return its secret, which is shown only now."""
     client_secret = new_secret()
-    client = _client(client_id or "client-" + secrets.token_hex(8), client_secret, " ".join(scopes))
+    client = ApiClient(
+        client_id=client_id or "client-" + secrets.token_hex(8),
+        secret_hash=await hash_secret_async(client_secret),
+        scopes=" ".join(scopes),
+        created=utcnow(),
+    )
     async with sessions() as session:
         session.add(client)
         try:
@@ -80,11 +85,12 @@ async def create(sessions: Sessions, client_id: str | None, scopes: list[str]) -
 
 async def rotate_secret(sessions: Sessions, client_id: str, grace: timedelta) -> tuple[ApiClient, str]:
     client_secret = new_secret()
+    secret_hash = await hash_secret_async(client_secret)  # before the row lock is taken
     async with sessions() as session:
         client = await _locked(session, client_id)
         client.previous_secret_hash = client.secret_hash
         client.previous_secret_expires = utcnow() + grace
-        client.secret_hash = hash_secret(client_secret)
+        client.secret_hash = secret_hash
         await session.commit()
     return client, client_secret
 

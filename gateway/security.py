@@ -31,6 +31,11 @@ def hash_secret(secret: str) -> str:
 _SCRYPT_THREADS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="scrypt")
 
 
+async def hash_secret_async(secret: str) -> str:
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_SCRYPT_THREADS, hash_secret, secret)
+
+
 async def verify_secret_async(secret: str, stored: str) -> bool:
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(_SCRYPT_THREADS, verify_secret, secret, stored)

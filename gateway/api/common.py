@@ -14,13 +14,13 @@ from sqlmodel.sql.expression import SelectOfScalar
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway import limits
+from gateway import clients, limits
 from gateway.api.errors import read_json
 from gateway.errors import Forbidden, Invalid, TooManyRequests, Unauthorized
 from gateway.query import Condition, QueryError, Sorter, parse_filters, parse_paging, parse_sorters
 from gateway.runtime import Runtime
 
-SCOPES = frozenset({"triggers:manage", "invocations:start", "invocations:read"})
+SCOPES = frozenset(clients.API_SCOPES)
 # On every answer that carries a secret: no cache may keep it.
 NO_STORE = {"Cache-Control": "no-store"}
 
