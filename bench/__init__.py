@@ -1,0 +1,1 @@
+"""Benchmarks: the gateway against the limit of its own stack. Run `python -m bench`."""

@@ -1,0 +1,375 @@
+"""The five measurements of BENCHMARKS.md. Each takes a running stack and returns rows."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from sqlalchemy import insert
+from sqlmodel import col, select
+
+from bench.load import closed_loop, percentile
+from bench.stack import Gateway, Store, run_gateway
+from gateway import db
+from gateway.models import Invocation, Status
+
+INPUT = {"requestedFor": "ed", "items": [{"role": "admin", "reason": "benchmark"}]}
+FANOUT_SUBSCRIPTIONS = 50  # the most a fire-and-forget trigger may have
+HANG_PER_TRIGGER = 50
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How long and how big: the full run, or the smoke run CI makes."""
+
+    name: str
+    seconds: float  # measured time per load level
+    warmup: float
+    levels: tuple[int, ...]  # concurrent callers
+    fanout_levels: tuple[int, ...]
+    waiting: int  # invocations awaiting callbacks
+    waiting_spread: float  # their deadlines spread over this many seconds
+    hanging: int  # subscribers that never answer
+    response_timeout: float  # the gateway's time limit for this run
+
+    def gateway_settings(self) -> dict[str, str]:
+        return {"GATEWAY_RESPONSE_TIMEOUT": f"{self.response_timeout:g}"}
+
+
+FULL = Profile("full", 5.0, 1.0, (1, 8, 32), (1, 4, 16), 100_000, 30.0, 1000, 10.0)
+SMOKE = Profile("smoke", 0.5, 0.2, (2,), (2,), 300, 1.0, 20, 1.0)
+
+
+@dataclass
+class Row:
+    scenario: str
+    setup: str  # embedded | distributed, N workers
+    load: str
+    values: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Context:
+    profile: Profile
+    setup: str
+    gateway: Gateway
+    subscriber: str  # base URL
+    forwarder: str
+    http: aiohttp.ClientSession  # no credentials: for the subscriber and the forwarder
+
+
+def ms(value: float) -> str:
+    return f"{value:.1f}"
+
+
+def rate(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+async def post_json(http: aiohttp.ClientSession, url: str, body: Any) -> Any:
+    async with http.post(url, json=body) as response:
+        if response.status != 200:
+            raise RuntimeError(f"POST {url}: HTTP {response.status}")
+        return await response.json()
+
+
+async def subscriber_stats(ctx: Context, reset: bool = False) -> dict[str, Any]:
+    async with ctx.http.request("DELETE" if reset else "GET", ctx.subscriber + "/stats") as response:
+        return await response.json() if response.status == 200 else {}
+
+
+async def define(
+    gw: Gateway, trigger_id: str, type_: str, url: str, mode: str, subscriptions: int = 1
+) -> None:
+    await gw.call("POST", "/beta/triggers", {"id": trigger_id, "name": trigger_id, "type": type_}, expect=201)
+    for i in range(subscriptions):
+        body = {
+            "triggerId": trigger_id,
+            "name": f"{trigger_id} {i}",
+            "httpConfig": {"url": url, "httpDispatchMode": mode},
+        }
+        await gw.call("POST", "/beta/trigger-subscriptions", body, expect=201)
+
+
+def round_trip(gw: Gateway, trigger_id: str) -> Callable[[], Awaitable[None]]:
+    """A producer's whole exchange: start the trigger, long-poll until its output is there."""
+
+    async def operation() -> None:
+        started = await gw.call(
+            "POST", "/beta/trigger-invocations/start", {"triggerId": trigger_id, "input": INPUT}
+        )
+        status = await gw.call("GET", f"/beta/trigger-invocations/{started[0]['id']}/status?waitSeconds=30")
+        if status["status"] != "COMPLETED":
+            raise RuntimeError(f"invocation ended {status['status']}: {status['completeInvocationInput']}")
+
+    return operation
+
+
+async def sync_round_trip(ctx: Context) -> list[Row]:
+    p, gw = ctx.profile, ctx.gateway
+    await define(gw, "bench:sync", "REQUEST_RESPONSE", ctx.subscriber + "/deliver/sync", "SYNC")
+    gateway_op = round_trip(gw, "bench:sync")
+
+    async def direct_op() -> None:
+        await post_json(ctx.http, ctx.subscriber + "/direct", INPUT)
+
+    async def forward_op() -> None:
+        await post_json(ctx.http, ctx.forwarder + "/forward", INPUT)
+
+    rows = []
+    for level in p.levels:
+        direct = await closed_loop(direct_op, level, p.seconds, p.warmup)
+        forward = await closed_loop(forward_op, level, p.seconds, p.warmup)
+        gateway = await closed_loop(gateway_op, level, p.seconds, p.warmup)
+        rows.append(
+            Row(
+                "sync",
+                ctx.setup,
+                f"{level} callers",
+                {
+                    "gateway /s": rate(gateway.per_second),
+                    "forwarder /s": rate(forward.per_second),
+                    "gateway ÷ forwarder": f"{gateway.per_second / forward.per_second:.0%}",
+                    "gateway p50 ms": ms(gateway.p(50)),
+                    "gateway p99 ms": ms(gateway.p(99)),
+                    "direct p50 ms": ms(direct.p(50)),
+                    "added p50 ms": ms(gateway.p(50) - direct.p(50)),
+                    "added p99 ms": ms(gateway.p(99) - direct.p(99)),
+                    "errors": str(gateway.errors + forward.errors + direct.errors),
+                },
+            )
+        )
+        report_errors("sync", gateway, forward, direct)
+    return rows
+
+
+def report_errors(scenario: str, *runs: Any) -> None:
+    for run in runs:
+        if run.errors:
+            print(f"  {scenario}: {run.errors} error(s), the first: {run.first_error}")
+
+
+async def async_callbacks(ctx: Context) -> list[Row]:
+    p, gw = ctx.profile, ctx.gateway
+    await define(gw, "bench:async", "REQUEST_RESPONSE", ctx.subscriber + "/deliver/async", "ASYNC")
+    operation = round_trip(gw, "bench:async")
+    rows = []
+    for level in p.levels:
+        await subscriber_stats(ctx, reset=True)
+        run = await closed_loop(operation, level, p.seconds, p.warmup)
+        stats = await subscriber_stats(ctx)
+        callbacks = stats.get("callbackMs", [])
+        rows.append(
+            Row(
+                "async",
+                ctx.setup,
+                f"{level} callers",
+                {
+                    "completed /s": rate(run.per_second),
+                    "round trip p50 ms": ms(run.p(50)),
+                    "round trip p99 ms": ms(run.p(99)),
+                    "callback p50 ms": ms(percentile(callbacks, 50)),
+                    "callback p99 ms": ms(percentile(callbacks, 99)),
+                    "errors": str(run.errors + stats.get("callbackFailures", 0)),
+                },
+            )
+        )
+        report_errors("async", run)
+    return rows
+
+
+async def fan_out(ctx: Context) -> list[Row]:
+    p, gw = ctx.profile, ctx.gateway
+    url = ctx.subscriber + "/deliver/notify"
+    await define(gw, "bench:fanout", "FIRE_AND_FORGET", url, "SYNC", subscriptions=FANOUT_SUBSCRIPTIONS)
+    starts = 0
+
+    async def operation() -> None:
+        nonlocal starts
+        await gw.call(
+            "POST", "/beta/trigger-invocations/start", {"triggerId": "bench:fanout", "input": INPUT}
+        )
+        starts += 1
+
+    rows = []
+    for level in p.fanout_levels:
+        await subscriber_stats(ctx, reset=True)
+        starts = 0
+        began = time.perf_counter()
+        run = await closed_loop(operation, level, p.seconds)
+        # Deliveries per second: every delivery of those starts, until the last one arrived.
+        expected = starts * FANOUT_SUBSCRIPTIONS
+        received = 0
+        async with asyncio.timeout(120):
+            while received < expected:
+                received = (await subscriber_stats(ctx)).get("received", {}).get("notify", 0)
+                await asyncio.sleep(0.02)
+        elapsed = time.perf_counter() - began
+        rows.append(
+            Row(
+                "fanout",
+                ctx.setup,
+                f"{level} producers",
+                {
+                    "deliveries /s": rate(received / elapsed),
+                    "starts /s": rate(starts / elapsed),
+                    "start p50 ms": ms(run.p(50)),
+                    "start p99 ms": ms(run.p(99)),
+                    "errors": str(run.errors),
+                },
+            )
+        )
+        report_errors("fanout", run)
+    return rows
+
+
+async def slow_subscribers(ctx: Context) -> list[Row]:
+    """Healthy SYNC traffic alone, then beside ``hanging`` deliveries that never get an answer."""
+    p, gw = ctx.profile, ctx.gateway
+    triggers = max(1, p.hanging // HANG_PER_TRIGGER)
+    per_trigger = min(p.hanging, HANG_PER_TRIGGER)
+    for t in range(triggers):
+        await define(
+            gw, f"bench:hang-{t}", "FIRE_AND_FORGET", ctx.subscriber + "/deliver/hang", "SYNC", per_trigger
+        )
+    healthy = round_trip(gw, "bench:sync")  # defined by sync_round_trip
+    level = 8
+    alone = await closed_loop(healthy, level, p.seconds, p.warmup)
+
+    starts = [
+        gw.call("POST", "/beta/trigger-invocations/start", {"triggerId": f"bench:hang-{t}", "input": INPUT})
+        for t in range(triggers)
+    ]
+    hanging_ids = [inv["id"] for started in await asyncio.gather(*starts) for inv in started]
+    beside = await closed_loop(healthy, level, p.response_timeout)
+
+    async def failed_after(invocation_id: str) -> float:
+        status = await gw.call("GET", f"/beta/trigger-invocations/{invocation_id}/status?waitSeconds=30")
+        if status["status"] != "FAILED":
+            raise RuntimeError(f"a hanging delivery ended {status['status']}")
+        return (parse_time(status["completed"]) - parse_time(status["created"])).total_seconds()
+
+    times = await asyncio.gather(*(failed_after(i) for i in hanging_ids))
+    report_errors("slow", alone, beside)
+    return [
+        Row(
+            "slow",
+            ctx.setup,
+            f"{len(hanging_ids)} hanging + {level} callers",
+            {
+                "time limit s": f"{p.response_timeout:g}",
+                "failed after p50 s": f"{percentile(times, 50):.2f}",
+                "failed after max s": f"{max(times):.2f}",
+                "healthy p99 alone ms": ms(alone.p(99)),
+                "healthy p99 beside ms": ms(beside.p(99)),
+                "ratio": f"{beside.p(99) / alone.p(99):.2f}",
+                "healthy /s alone": rate(alone.per_second),
+                "healthy /s beside": rate(beside.per_second),
+                "errors": str(alone.errors + beside.errors),
+            },
+        )
+    ]
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+async def seed_waiting(database_url: str, count: int, first: datetime, spread: float) -> list[str]:
+    """``count`` invocations already delivered and awaiting callbacks, deadlines staggered
+    evenly over ``spread`` seconds from ``first``: written straight to the database, as if
+    the gateway had dispatched them (seeding 100,000 through the API would take minutes)."""
+    engine = db.create_engine(database_url)
+    ids = [str(uuid.uuid4()) for _ in range(count)]
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "id": invocation_id,
+            "trigger_id": "bench:waiting",
+            "trigger_type": "REQUEST_RESPONSE",
+            "subscription_id": "bench-waiting",
+            "subscription_name": "waiting",
+            "dispatch_mode": "ASYNC",
+            "type": "REAL_TIME",
+            "status": Status.AWAITING_CALLBACK,
+            "input": INPUT,
+            "content_json": {},
+            "attempts": 1,
+            "created": now,
+            "queued_at": now,
+            "dispatched_at": now,
+            "deadline": first + timedelta(seconds=spread * i / count),
+        }
+        for i, invocation_id in enumerate(ids)
+    ]
+    try:
+        async with engine.begin() as conn:
+            for offset in range(0, count, 5000):
+                await conn.execute(insert(Invocation), rows[offset : offset + 5000])
+    finally:
+        await engine.dispose()
+    return ids
+
+
+async def expiry_lateness(database_url: str) -> tuple[list[float], int]:
+    """Seconds from each deadline to its expiry, and how many never expired."""
+    engine = db.create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(col(Invocation.status), col(Invocation.deadline), col(Invocation.completed))
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+    late = [
+        (completed - deadline).total_seconds()
+        for status, deadline, completed in rows
+        if status == Status.EXPIRED and completed is not None
+    ]
+    return late, len(rows) - len(late)
+
+
+async def many_waiting(profile: Profile, setup: str, store: Store, workdir: Path, workers: int) -> list[Row]:
+    async with run_gateway(store, workdir, workers=workers, settings=profile.gateway_settings()) as gw:
+        # Seeded while the gateway runs, with a head start for the seeding itself.
+        first = datetime.now(UTC) + timedelta(seconds=1 + profile.waiting / 20_000)
+        ids = await seed_waiting(store.database_url, profile.waiting, first, profile.waiting_spread)
+
+        async def read_status() -> None:
+            await gw.call("GET", f"/beta/trigger-invocations/{random.choice(ids)}/status")
+
+        until_last = (first - datetime.now(UTC)).total_seconds() + profile.waiting_spread + 1.5
+        api = await closed_loop(read_status, 4, max(until_last, 0.5))
+    # The kernel's high-water mark of each process (VmHWM), read as it stopped.
+    peak = sum(p.peak_rss_mb for p in gw.processes)
+    late, missing = await expiry_lateness(store.database_url)
+    report_errors("waiting", api)
+    late_ms = [s * 1000 for s in late]
+    return [
+        Row(
+            "waiting",
+            setup,
+            f"{profile.waiting:,} awaiting, deadlines over {profile.waiting_spread:g} s",
+            {
+                "peak memory MB": f"{peak:.0f}",
+                "expiry late p50 ms": ms(percentile(late_ms, 50)),
+                "expiry late p99 ms": ms(percentile(late_ms, 99)),
+                "expiry late max ms": ms(max(late_ms, default=float("nan"))),
+                "not expired": str(missing),
+                "API p50 ms": ms(api.p(50)),
+                "API p99 ms": ms(api.p(99)),
+                "API /s": rate(api.per_second),
+                "errors": str(api.errors),
+            },
+        )
+    ]
