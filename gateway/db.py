@@ -9,22 +9,41 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
-from gateway import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from gateway import (
+    models,  # noqa: F401  (registers the tables on SQLModel.metadata)
+    sqlite_inline,
+)
 
 Sessions = async_sessionmaker[AsyncSession]
 
 
+# How long a statement waits for another process's write lock on the SQLite file. It waits
+# on the event loop (sqlite_inline.py), so it is short; only `gateway migrate` run beside a
+# serving gateway, or a tool writing to the file, ever holds the lock.
+SQLITE_BUSY_TIMEOUT = 5.0
+
+
 def create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        path = make_url(url).database or ":memory:"
+        # One connection, driven inline on the event loop: sessions queue for it
+        # asynchronously, so two of this process's writers never wait on each other's lock.
+        engine = create_async_engine(
+            url,
+            async_creator=sqlite_inline.connector(path, SQLITE_BUSY_TIMEOUT),
+            poolclass=AsyncAdaptedQueuePool,
+            pool_size=1,
+            max_overflow=0,
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
@@ -36,7 +55,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # NORMAL is durable across application crashes in WAL mode; only an OS crash can lose
     # the last commits.
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT * 1000)}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
