@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.dispatch import create_client
+from gateway.dispatch import Outbound, create_client
 from gateway.targets import TargetPolicy, parse_networks
 
 OUTPUT = {"approver": "ada", "reason": "benchmark"}
@@ -111,12 +111,16 @@ def create_subscriber() -> Starlette:
 
 def create_forwarder(target: str) -> Starlette:
     """The floor of this stack: take a request, POST it on with the gateway's own outbound
-    client (httpx on aiohttp), return the answer."""
-    client: dict[str, httpx.AsyncClient] = {}
+    client (httpx's transport on aiohttp), return the answer."""
+    client: dict[str, Outbound] = {}
 
     async def forward(request: Request) -> Response:
-        answer = await client["http"].post(target, content=await request.body())
-        return Response(answer.content, status_code=answer.status_code, media_type="application/json")
+        answer = await client["http"].post(target, await request.body(), {"content-type": "application/json"})
+        try:
+            body = await answer.aread()
+        finally:
+            await answer.aclose()
+        return Response(body, status_code=answer.status_code, media_type="application/json")
 
     async def lifespan(app: Starlette) -> Any:
         policy = TargetPolicy(parse_networks("127.0.0.0/8"), require_https=False)

@@ -43,10 +43,40 @@ def failed(error: str) -> Outcome:
     return Outcome("failed", error=error)
 
 
-def create_client(max_connections: int, policy: TargetPolicy) -> httpx.AsyncClient:
-    """httpx's API on aiohttp's connection pool (httpx's own pool degrades badly with many
-    requests in flight: encode/httpx#3215). No per-host limit, so one slow subscriber
-    cannot take the connections another needs. Only ``policy``'s addresses are connected to."""
+class Outbound:
+    """POSTs straight to an httpx transport. A delivery needs none of httpx.AsyncClient's
+    layers (cookie jar, auth and redirect handling, a log line per request), and profiled
+    they cost as much again as the transport itself. Redirects are never followed."""
+
+    def __init__(self, transport: httpx.AsyncBaseTransport, policy: TargetPolicy) -> None:
+        self._transport = transport
+        self._policy = policy
+
+    async def post(
+        self, url: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        """The answer, its body not yet read: close it with ``aclose()``."""
+        request = httpx.Request("POST", url, content=body, headers=headers)
+        self._policy.check_scheme(request.url.scheme)
+        response = await self._transport.handle_async_request(request)
+        response.request = request
+        return response
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+    async def __aenter__(self) -> Outbound:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def create_client(max_connections: int, policy: TargetPolicy) -> Outbound:
+    """httpx's transport API on aiohttp's connection pool (httpx's own pool degrades badly
+    with many requests in flight: encode/httpx#3215). No per-host limit, so one slow
+    subscriber cannot take the connections another needs. Only ``policy``'s addresses are
+    connected to."""
 
     def session() -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -57,18 +87,8 @@ def create_client(max_connections: int, policy: TargetPolicy) -> httpx.AsyncClie
         )
         return aiohttp.ClientSession(connector=connector)
 
-    async def check_scheme(request: httpx.Request) -> None:
-        policy.check_scheme(request.url.scheme)
-
-    transport = AiohttpTransport(client=session)
-    # No httpx timeout: deliver() enforces one total limit (connect + response) itself.
-    return httpx.AsyncClient(
-        transport=transport,
-        follow_redirects=False,
-        trust_env=False,
-        timeout=None,  # noqa: S113
-        event_hooks={"request": [check_scheme]},
-    )
+    # No timeout here: deliver() enforces one total limit (connect + response) itself.
+    return Outbound(AiohttpTransport(client=session), policy)
 
 
 class _GuardedResolver(aiohttp.abc.AbstractResolver):
@@ -105,9 +125,7 @@ def _guarded_socket_factory(policy: TargetPolicy) -> aiohttp.SocketFactoryType:
     return factory
 
 
-async def deliver(
-    client: httpx.AsyncClient, delivery: Delivery, *, time_limit: float, max_bytes: int
-) -> Outcome:
+async def deliver(client: Outbound, delivery: Delivery, *, time_limit: float, max_bytes: int) -> Outcome:
     target = redacted(delivery.url)
     # A fire-and-forget answer's body is never used: do not read it.
     limit = 0 if delivery.fire_and_forget else max_bytes
@@ -142,9 +160,8 @@ class _TooLarge(Exception):
     pass
 
 
-async def _post(client: httpx.AsyncClient, delivery: Delivery, max_bytes: int) -> tuple[int, bytes]:
-    request = client.build_request("POST", delivery.url, content=delivery.body, headers=delivery.headers)
-    response = await client.send(request, stream=True)
+async def _post(client: Outbound, delivery: Delivery, max_bytes: int) -> tuple[int, bytes]:
+    response = await client.post(delivery.url, delivery.body, delivery.headers)
     try:
         chunks: list[bytes] = []
         size = 0

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
-
 from gateway.db import Sessions
+from gateway.dispatch import Outbound
 from gateway.limits import Limiter
 from gateway.notify import Notifier
 from gateway.queue import DispatchQueue
@@ -22,7 +21,7 @@ class Runtime:
     keys: Keys
     queue: DispatchQueue
     notifier: Notifier
-    http: httpx.AsyncClient
+    http: Outbound
     limiter: Limiter
     # Which subscriber addresses may be called (the SSRF guard).
     targets: TargetPolicy
