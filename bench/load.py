@@ -18,6 +18,13 @@ class Run:
     latencies_ms: list[float] = field(default_factory=list)
     errors: int = 0
     first_error: str = ""
+    # CPU the measured processes used over the whole run (warm-up included), if asked for.
+    cpu_seconds: float = 0.0
+    operations: int = 0  # every operation, warm-up included
+
+    @property
+    def cpu_ms_per_operation(self) -> float:
+        return self.cpu_seconds * 1000 / self.operations if self.operations else math.nan
 
     @property
     def per_second(self) -> float:
@@ -36,14 +43,22 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-async def closed_loop(operation: Operation, concurrency: int, seconds: float, warmup: float = 0.0) -> Run:
+async def closed_loop(
+    operation: Operation,
+    concurrency: int,
+    seconds: float,
+    warmup: float = 0.0,
+    cpu: Callable[[], float] | None = None,
+) -> Run:
     """Run ``operation`` from ``concurrency`` callers; latencies of operations that start in
-    the first ``warmup`` seconds are not kept (connections opening, caches filling)."""
+    the first ``warmup`` seconds are not kept (connections opening, caches filling).
+    ``cpu`` reads the CPU seconds of the processes under test, to divide by operations."""
     loop = asyncio.get_running_loop()
     started = loop.time()
     measure_from = started + warmup
     stop_at = measure_from + seconds
     run = Run(seconds)
+    cpu_before = cpu() if cpu else 0.0
 
     async def caller() -> None:
         while (begun := loop.time()) < stop_at:
@@ -54,10 +69,12 @@ async def closed_loop(operation: Operation, concurrency: int, seconds: float, wa
                 run.errors += 1
                 run.first_error = run.first_error or f"{type(exc).__name__}: {exc}"
                 continue
+            run.operations += 1
             if begun >= measure_from:
                 run.latencies_ms.append((time.perf_counter() - t0) * 1000)
 
     await asyncio.gather(*(caller() for _ in range(concurrency)))
     # The operations in flight at stop_at finish after it: count the time they took.
     run.seconds = max(loop.time() - measure_from, 1e-9)
+    run.cpu_seconds = cpu() - cpu_before if cpu else 0.0
     return run

@@ -17,7 +17,10 @@ TITLES = {
     "sync": "1. SYNC round trip (start + long-poll; the subscriber answers at once)",
     "async": "2. ASYNC callbacks (acknowledged, then completed by the subscriber's callback)",
     "fanout": "3. Fan-out (a fire-and-forget trigger with 50 subscriptions)",
-    "waiting": "4. Many waiting (invocations awaiting callbacks expire at staggered deadlines)",
+    "waiting": (
+        "4. Many waiting (invocations awaiting callbacks expire at staggered deadlines; memory is "
+        "the sum over the gateway's processes)"
+    ),
     "slow": "5. Slow subscribers (deliveries that never get an answer, beside healthy SYNC traffic)",
 }
 

@@ -69,6 +69,15 @@ class Process:
         self.peak_rss_mb = max(self.peak_rss_mb, hwm)
         return rss
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time used so far."""
+        assert self.popen is not None
+        try:
+            fields = Path(f"/proc/{self.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def check_alive(self) -> None:
         if self.popen is None or self.popen.poll() is not None:
             tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-20:])
@@ -182,8 +191,11 @@ class Gateway:
     processes: list[Process]
     store: Store
 
-    def sample_rss_mb(self) -> float:
+    def rss_mb(self) -> float:
         return sum(p.rss_mb() for p in self.processes)
+
+    def cpu_seconds(self) -> float:
+        return sum(p.cpu_seconds() for p in self.processes)
 
     async def call(self, method: str, path: str, body: Any = None, expect: int = 200) -> Any:
         async with self.http.request(method, self.url + path, json=body) as response:

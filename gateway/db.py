@@ -46,7 +46,11 @@ def create_engine(url: str) -> AsyncEngine:
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    # No pre-ping: it was a round trip on every checkout (SYNC round trip 18.1 -> 10.6 ms
+    # without it). After a PostgreSQL restart the first statement to meet a dead connection
+    # fails, and SQLAlchemy then replaces every pooled connection older than it; what that
+    # statement was doing is retried by its caller or, for deliveries, by the sweep.
+    return create_async_engine(url, pool_size=20, max_overflow=20)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -39,7 +39,9 @@ class Settings:
     # (comma-separated CIDR, e.g. "10.0.0.0/8,fd00::/8"); and, if set, reached over https.
     allowed_target_networks: str = ""
     require_https: bool = False
-    dispatch_concurrency: int = 512
+    # Deliveries in flight at once. A subscriber that never answers holds one until the time
+    # limit, so this is set well above how many may hang at once (each costs a socket).
+    dispatch_concurrency: int = 4096
     # How often the sweep looks for passed deadlines and stranded deliveries, in seconds.
     sweep_interval: float = 0.5
     # Access tokens are short-lived: a deleted or rotated client's tokens die within this.
@@ -62,8 +64,9 @@ class Settings:
     # Distributed mode: with a Redis URL, API processes enqueue and `gateway worker` delivers.
     redis_url: str = ""
     queue_name: str = "gateway"
-    # How often an idle worker polls Redis for jobs, in seconds.
-    worker_poll_delay: float = 0.05
+    # How often an idle worker polls Redis for jobs, in seconds: the delay a job may wait
+    # before a worker sees it (arq has no push), for one small Redis query per poll.
+    worker_poll_delay: float = 0.005
     log_level: str = "INFO"
     host: str = "127.0.0.1"
     port: int = 8080

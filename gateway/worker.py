@@ -71,6 +71,10 @@ def create_worker(settings: Settings) -> Worker:
 def run(settings: Settings) -> None:
     """Run a worker until it is told to stop. arq's poll loop ends on a Redis connection
     error; losing Redis must only pause delivery, so start a fresh worker after a back-off."""
+    _use_uvloop()
+    # arq logs two lines per job; the gateway logs each delivery's outcome itself.
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("arq.worker").setLevel(logging.WARNING)
     backoff = 1.0
     while True:
         try:
@@ -80,6 +84,15 @@ def run(settings: Settings) -> None:
             log.warning("lost Redis (%s); starting again in %.0f s", exc, backoff)
             time.sleep(backoff)
             backoff = min(backoff * 2, 30.0)
+
+
+def _use_uvloop() -> None:
+    """`gateway serve` gets uvloop from uvicorn; the worker's loop is arq's to create."""
+    try:
+        import uvloop
+    except ImportError:  # not on Windows
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 def check(settings: Settings) -> int:
