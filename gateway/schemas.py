@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 import isodate
@@ -197,7 +197,18 @@ def subscription_out(sub: Subscription, trigger_name: str | None) -> JsonObject:
     }
 
 
-def invocation_out(inv: Invocation, secret: str | None) -> JsonObject:
+class Raised(Protocol):
+    """An invocation as its producer is told of it (an Invocation row has these too)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def trigger_id(self) -> str: ...
+    @property
+    def content_json(self) -> dict[str, Any] | None: ...
+
+
+def invocation_out(inv: Raised, secret: str | None) -> JsonObject:
     return {
         "id": inv.id,
         "triggerId": inv.trigger_id,

@@ -43,7 +43,7 @@ COLUMNS = {
 }
 
 
-def _invocations_response(rt: Runtime, created: list[Invocation]) -> Response:
+def _invocations_response(rt: Runtime, created: list[invocations.Started]) -> Response:
     if not created:
         return Response(status_code=204)
     return JSONResponse([invocation_out(inv, rt.keys.callback_secret(inv.id)) for inv in created])
