@@ -23,8 +23,9 @@ from redis.asyncio import Redis
 
 from gateway import db
 
-POSTGRES = os.environ.get("GATEWAY_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS = os.environ.get("GATEWAY_BENCH_REDIS", "redis://127.0.0.1:6379/0")
+# The test suite's servers, named by the same variables (README, Tests).
+POSTGRES = os.environ.get("GATEWAY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS = os.environ.get("GATEWAY_TEST_REDIS", "redis://127.0.0.1:6379/0")
 CLIENT_ID, CLIENT_SECRET = "bench-admin", "bench-admin-secret-0123456789"
 SECRET_KEY = "bench-secret-key-0123456789-0123456789"
 # bench/ is not installed with the gateway: its apps run from this checkout.
@@ -139,8 +140,8 @@ async def services_missing() -> str | None:
     except Exception as exc:
         return (
             f"PostgreSQL at {POSTGRES} or Redis at {REDIS} is not reachable ({type(exc).__name__}: {exc}); "
-            "start them with `docker compose up -d postgres redis` (or set GATEWAY_BENCH_POSTGRES / "
-            "GATEWAY_BENCH_REDIS)"
+            "start them with `docker compose up -d postgres redis` (or point GATEWAY_TEST_POSTGRES / "
+            "GATEWAY_TEST_REDIS at yours)"
         )
     return None
 
