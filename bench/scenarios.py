@@ -6,7 +6,8 @@ import asyncio
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import aiohttp
 from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 
 from bench.load import closed_loop, percentile
@@ -288,16 +290,23 @@ async def slow_subscribers(ctx: Context) -> list[Row]:
     ]
 
 
+@asynccontextmanager
+async def connected(database_url: str) -> AsyncIterator[AsyncConnection]:
+    """The benchmark's own connection to the gateway's database, in one transaction."""
+    engine = db.create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            yield conn
+    finally:
+        await engine.dispose()
+
+
 async def invocation_times(database_url: str, ids: list[str]) -> list[tuple[datetime, datetime, datetime]]:
     """(created, dispatched_at, completed) of each invocation, from the database: the status
     API does not show when the delivery was sent, which is when its time limit starts."""
-    engine = db.create_engine(database_url)
     query = select(col(Invocation.created), col(Invocation.dispatched_at), col(Invocation.completed))
-    try:
-        async with engine.connect() as conn:
-            rows = (await conn.execute(query.where(col(Invocation.id).in_(ids)))).all()
-    finally:
-        await engine.dispose()
+    async with connected(database_url) as conn:
+        rows = (await conn.execute(query.where(col(Invocation.id).in_(ids)))).all()
     return [(c, d, e) for c, d, e in rows if d is not None and e is not None]
 
 
@@ -305,7 +314,6 @@ async def seed_waiting(database_url: str, count: int, first: datetime, spread: f
     """``count`` invocations already delivered and awaiting callbacks, deadlines staggered
     evenly over ``spread`` seconds from ``first``: written straight to the database, as if
     the gateway had dispatched them (seeding 100,000 through the API would take minutes)."""
-    engine = db.create_engine(database_url)
     ids = [str(uuid.uuid4()) for _ in range(count)]
     now = datetime.now(UTC)
     rows = [
@@ -328,27 +336,17 @@ async def seed_waiting(database_url: str, count: int, first: datetime, spread: f
         }
         for i, invocation_id in enumerate(ids)
     ]
-    try:
-        async with engine.begin() as conn:
-            for offset in range(0, count, 5000):
-                await conn.execute(insert(Invocation), rows[offset : offset + 5000])
-    finally:
-        await engine.dispose()
+    async with connected(database_url) as conn:
+        for offset in range(0, count, 5000):
+            await conn.execute(insert(Invocation), rows[offset : offset + 5000])
     return ids
 
 
 async def expiry_lateness(database_url: str) -> tuple[list[float], int]:
     """Seconds from each deadline to its expiry, and how many never expired."""
-    engine = db.create_engine(database_url)
-    try:
-        async with engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(col(Invocation.status), col(Invocation.deadline), col(Invocation.completed))
-                )
-            ).all()
-    finally:
-        await engine.dispose()
+    query = select(col(Invocation.status), col(Invocation.deadline), col(Invocation.completed))
+    async with connected(database_url) as conn:
+        rows = (await conn.execute(query)).all()
     late = [
         (completed - deadline).total_seconds()
         for status, deadline, completed in rows
