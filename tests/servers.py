@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ class Received:
     headers: dict[str, str]
     body: dict[str, Any]
     raw: bytes  # the body as sent, for checking signatures
+    arrived: float = field(default_factory=time.time)
 
 
 Behaviour = Callable[[Received], Awaitable[Response]]
@@ -61,6 +63,8 @@ def answer(
     status: int, body: Any = None, raw: bytes | None = None, headers: dict[str, str] | None = None
 ) -> Behaviour:
     async def respond(_: Received) -> Response:
+        if status in (204, 304):  # no body: uvicorn cuts the connection over one
+            return Response(status_code=status, headers=headers)
         if raw is not None:
             return Response(raw, status_code=status, media_type="application/json", headers=headers)
         return JSONResponse(body, status_code=status, headers=headers)
