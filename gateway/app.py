@@ -13,7 +13,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
 
 from gateway.api import clients as client_api
-from gateway.api import errors, health, oauth
+from gateway.api import errors, health, hooks, oauth
 from gateway.api import invocations as invocation_api
 from gateway.api import subscriptions as subscription_api
 from gateway.api import triggers as trigger_api
@@ -48,6 +48,9 @@ API_ROUTES: list[BaseRoute] = [
         subscription_api.rotate_signing_secret,
         methods=["POST"],
     ),
+    Route("/trigger-subscriptions/{id}/run", subscription_api.run_subscription, methods=["POST"]),
+    Route("/trigger-subscriptions/{id}/webhook", subscription_api.issue_webhook, methods=["POST"]),
+    Route("/trigger-subscriptions/{id}/webhook", subscription_api.revoke_webhook, methods=["DELETE"]),
     Route("/trigger-subscriptions/{id}", subscription_api.get_subscription, methods=["GET"]),
     Route("/trigger-subscriptions/{id}", subscription_api.replace_subscription, methods=["PUT"]),
     Route("/trigger-subscriptions/{id}", subscription_api.patch_subscription, methods=["PATCH"]),
@@ -57,6 +60,7 @@ API_ROUTES: list[BaseRoute] = [
     Route("/trigger-invocations/status", invocation_api.list_statuses, methods=["GET"]),
     Route("/trigger-invocations/{id}/status", invocation_api.get_status, methods=["GET"]),
     Route("/trigger-invocations/{id}/complete", invocation_api.complete_invocation, methods=["POST"]),
+    Route("/hooks/{token}", hooks.receive_webhook, methods=["POST"]),
 ]
 
 # The API is served at / and, identically, under /beta (the SailPoint SDKs' base path).

@@ -1,4 +1,5 @@
-"""Use-cases of an invocation: start, test, dispatch, complete, expire. The state machine.
+"""Use-cases of an invocation once raised (gateway.starts raises them): dispatch, complete,
+expire, re-queue. The state machine.
 
 Every transition is a conditional UPDATE (... WHERE status = <expected>), so a retry, a second
 worker and a late callback can never all win.
@@ -11,22 +12,19 @@ import hashlib
 import json
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Iterable, Sequence
 from datetime import timedelta
-from typing import Any, NamedTuple
+from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, Update, insert, update
+from sqlalchemy import ColumnElement, Update, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from gateway import dispatch, jsonschemas, signing, subscriptions
+from gateway import dispatch, jsonschemas, runs, signing, subscriptions
 from gateway.errors import Conflict, Forbidden, Gone, Invalid, NotFound
-from gateway.jsonpath_filter import compile_filter
 from gateway.models import (
     AuthType,
     Invocation,
-    InvocationType,
     Status,
     Subscription,
     Trigger,
@@ -35,7 +33,7 @@ from gateway.models import (
 )
 from gateway.queue import DispatchJob
 from gateway.runtime import Runtime
-from gateway.schemas import parse_deadline, timestamp
+from gateway.schemas import timestamp
 
 log = logging.getLogger("gateway.invocations")
 
@@ -45,89 +43,6 @@ REQUEUE_AFTER = timedelta(seconds=5)
 STRANDED_GRACE = timedelta(seconds=5)
 # Deliveries cut off this often are not tried again.
 MAX_ATTEMPTS = 5
-
-
-async def start(
-    rt: Runtime,
-    trigger_id: str,
-    input: dict[str, Any] | None,
-    content_json: dict[str, Any],
-    *,
-    test: bool = False,
-    subscription_ids: Sequence[str] | None = None,
-) -> list[Started]:
-    """Create one invocation per matching subscription, commit, then queue their delivery."""
-    async with rt.sessions() as session:
-        trigger = await session.get(Trigger, trigger_id)
-        if trigger is None:
-            raise NotFound(f"trigger {trigger_id!r} does not exist; GET /triggers lists them")
-        if input is None:
-            if trigger.example_input is None:
-                raise Invalid(f"give an input: trigger {trigger_id!r} has no exampleInput")
-            input = trigger.example_input
-        problems = jsonschemas.validate(trigger.input_schema, input)
-        if problems:
-            raise Invalid("input does not match the trigger's inputSchema", causes=problems)
-        subscriptions = await _subscriptions_for(session, trigger, test, subscription_ids)
-        now = utcnow()
-        rows: list[dict[str, Any]] = [
-            {
-                "id": str(uuid.uuid4()),
-                "trigger_id": trigger.id,
-                "trigger_type": trigger.type,
-                "subscription_id": sub.id,
-                "subscription_name": sub.name,
-                "dispatch_mode": sub.dispatch_mode,
-                "type": InvocationType.TEST if test else InvocationType.REAL_TIME,
-                "status": Status.PENDING,
-                "input": input,
-                "content_json": content_json,
-                "attempts": 0,
-                "created": now,
-                "deadline": now + parse_deadline(sub.response_deadline),
-                "queued_at": now,
-            }
-            for sub in subscriptions
-            if _matches(sub, input)
-        ]
-        if rows:
-            # A plain INSERT of the rows: building ORM objects and flushing them took 1.6
-            # times as long, and nothing here reads them back.
-            await (await session.connection()).execute(insert(Invocation), rows)
-            await session.commit()
-    started = [Started(row["id"], trigger.id, content_json) for row in rows]
-    await _best_effort("queueing deliveries", rt.queue.enqueue(DispatchJob(inv.id) for inv in started))
-    return started
-
-
-class Started(NamedTuple):
-    """What the producer is told of each invocation it raised."""
-
-    id: str
-    trigger_id: str
-    content_json: dict[str, Any] | None
-
-
-async def _subscriptions_for(
-    session: AsyncSession, trigger: Trigger, test: bool, ids: Sequence[str] | None
-) -> Sequence[Subscription]:
-    query = select(Subscription).where(col(Subscription.trigger_id) == trigger.id)
-    if not test:
-        query = query.where(col(Subscription.enabled))
-    if ids is not None:
-        query = query.where(col(Subscription.id).in_(ids))
-    subscriptions = (await session.execute(query.order_by(col(Subscription.created)))).scalars().all()
-    if ids is not None:
-        missing = set(ids) - {sub.id for sub in subscriptions}
-        if missing:
-            raise Invalid(
-                f"no subscription of trigger {trigger.id!r} has the id(s) {', '.join(sorted(missing))}"
-            )
-    return subscriptions
-
-
-def _matches(sub: Subscription, input: dict[str, Any]) -> bool:
-    return sub.filter is None or compile_filter(sub.filter).matches(input)
 
 
 async def dispatch_one(rt: Runtime, invocation_id: str) -> None:
@@ -148,13 +63,14 @@ async def dispatch_one(rt: Runtime, invocation_id: str) -> None:
                 .where(col(Subscription.id) == inv.subscription_id)
             )
         ).one_or_none()
+        run = await runs.context(session, inv)
         await session.commit()
     if target is None:
         outcome = dispatch.failed("the subscription was deleted before delivery")
     else:
         sub, trigger = target
         try:
-            delivery = _delivery(rt, inv, sub, trigger)
+            delivery = _delivery(rt, inv, sub, trigger, run)
         except ValueError as exc:  # a credential that no configured key decrypts
             outcome = dispatch.failed(str(exc))
         else:
@@ -167,7 +83,9 @@ async def dispatch_one(rt: Runtime, invocation_id: str) -> None:
     await _record(rt, inv, outcome)
 
 
-def _delivery(rt: Runtime, inv: Invocation, sub: Subscription, trigger: Trigger | None) -> dispatch.Delivery:
+def _delivery(
+    rt: Runtime, inv: Invocation, sub: Subscription, trigger: Trigger | None, run: dict[str, Any]
+) -> dispatch.Delivery:
     fire_and_forget = inv.trigger_type == TriggerType.FIRE_AND_FORGET
     metadata: dict[str, Any] = {
         "responseMode": inv.dispatch_mode.lower(),
@@ -175,12 +93,21 @@ def _delivery(rt: Runtime, inv: Invocation, sub: Subscription, trigger: Trigger 
         "triggerType": "fireAndForget" if fire_and_forget else "requestResponse",
         "invocationId": inv.id,
         "deadline": timestamp(inv.deadline),
+        "source": inv.source,
+        "tenantId": inv.tenant_id,
+        "option": inv.option,
+        **run,
     }
     if not fire_and_forget:
         metadata["callbackURL"] = callback_url(rt, inv.id)
         metadata["secret"] = rt.keys.callback_secret(inv.id)
     body = json.dumps({**(inv.input or {}), "_metadata": metadata}, separators=(",", ":")).encode()
-    headers = {"content-type": "application/json", "user-agent": dispatch.USER_AGENT}
+    # The subscriber sends INVOCATION_HEADER back on starts its own action causes: the loop guard.
+    headers = {
+        "content-type": "application/json",
+        "user-agent": dispatch.USER_AGENT,
+        INVOCATION_HEADER: inv.id,
+    }
     signing_secrets = subscriptions.active_signing_secrets(rt, sub)
     headers.update(signing.headers(signing_secrets, inv.id, int(time.time()), body))
     if sub.auth_type == AuthType.BASIC_AUTH and sub.credential is not None:
@@ -222,9 +149,9 @@ async def _record(rt: Runtime, inv: Invocation, outcome: dispatch.Outcome) -> No
         log.info("invocation=%s outcome=%s not recorded: it moved on meanwhile", inv.id, outcome.kind)
         return
     if outcome.kind == "awaiting":
-        await _best_effort("scheduling expiry", rt.queue.schedule_expiry(inv.id, inv.deadline))
+        await best_effort("scheduling expiry", rt.queue.schedule_expiry(inv.id, inv.deadline))
     else:
-        await _best_effort("waking long-polls", rt.notifier.notify([inv.id]))
+        await _ended(rt, [inv])
     log.info(
         "invocation=%s subscription=%s outcome=%s%s",
         inv.id,
@@ -253,7 +180,7 @@ async def complete(rt: Runtime, invocation_id: str, secret: str, output: Any, er
         # Expired now rather than at the next sweep, so that its status agrees with the 410.
         await expire_due(rt, invocation_id)
         raise Gone(f"the deadline {timestamp(inv.deadline)} has passed")
-    await _best_effort("waking long-polls", rt.notifier.notify([invocation_id]))
+    await _ended(rt, [inv])
 
 
 async def _accept_completion(
@@ -303,11 +230,31 @@ def _check_can_complete(inv: Invocation, digest: str) -> None:
         raise Conflict(f"the invocation is already {status.value.lower()}")
     if inv.trigger_type == TriggerType.FIRE_AND_FORGET or inv.dispatch_mode == "SYNC":
         raise Conflict("this invocation does not take a callback: its subscription answers synchronously")
-    if status == Status.PENDING and inv.attempts == 0:
+    if status == Status.WAITING or (status == Status.PENDING and inv.attempts == 0):
         raise Conflict("the invocation has not been delivered yet")
 
 
-async def _best_effort(what: str, action: Awaitable[None]) -> None:
+class _Ended(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def subscription_id(self) -> str: ...
+    @property
+    def tenant_id(self) -> str | None: ...
+    @property
+    def run_id(self) -> str | None: ...
+
+
+async def _ended(rt: Runtime, ended: Sequence[_Ended]) -> None:
+    """After these invocations reached a final state: wake long-polls, start next runs."""
+    if not ended:
+        return
+    await best_effort("waking long-polls", rt.notifier.notify([inv.id for inv in ended]))
+    lanes = [runs.Lane(inv.subscription_id, inv.tenant_id) for inv in ended if inv.run_id is not None]
+    await best_effort("starting next runs", runs.promote_after(rt, lanes))
+
+
+async def best_effort(what: str, action: Awaitable[None]) -> None:
     """Queueing and wake-ups only make things prompt (the database and the sweep are the
     truth), so once a change is committed their failure must not fail the request."""
     try:
@@ -336,14 +283,14 @@ async def expire_due(rt: Runtime, invocation_id: str | None = None) -> list[str]
         result = await session.execute(
             query.values(
                 status=Status.EXPIRED, completed=now, error="no callback before the deadline"
-            ).returning(col(Invocation.id))
+            ).returning(*ENDED_COLUMNS)
         )
-        expired = list(result.scalars().all())
+        expired = result.all()
         await session.commit()
     if expired:
-        await _best_effort("waking long-polls", rt.notifier.notify(expired))
+        await _ended(rt, expired)
         log.info("expired %d invocation(s) past their deadline", len(expired))
-    return expired
+    return [row.id for row in expired]
 
 
 async def requeue_due(rt: Runtime) -> list[DispatchJob]:
@@ -363,9 +310,9 @@ async def requeue_due(rt: Runtime) -> list[DispatchJob]:
                 completed=now,
                 error=f"delivery was interrupted {MAX_ATTEMPTS} times; not trying again",
             )
-            .returning(col(Invocation.id))
+            .returning(*ENDED_COLUMNS)
         )
-        failed_ids = list(gave_up.scalars().all())
+        failed = gave_up.all()
         await session.execute(stranded.values(status=Status.PENDING, queued_at=now - REQUEUE_AFTER))
         result = await session.execute(
             update(Invocation)
@@ -379,9 +326,18 @@ async def requeue_due(rt: Runtime) -> list[DispatchJob]:
     if due:
         log.info("re-queued %d invocation(s) found pending", len(due))
         await rt.queue.enqueue(due)
-    await rt.notifier.notify(failed_ids)
+    await _ended(rt, failed)
     return due
 
+
+# What a final transition returns for _ended.
+ENDED_COLUMNS = (
+    col(Invocation.id),
+    col(Invocation.subscription_id),
+    col(Invocation.tenant_id),
+    col(Invocation.run_id),
+)
+INVOCATION_HEADER = "x-invocation-id"
 
 # Conditional updates change rows the session may hold; nothing re-reads them from the
 # session afterwards, so SQLAlchemy need not evaluate the WHERE clause against them in Python.

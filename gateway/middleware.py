@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 
@@ -13,6 +14,12 @@ from gateway.api.errors import INTERNAL_ERROR, error_response
 from gateway.errors import ApiError, TooLarge
 
 log = logging.getLogger("gateway.access")
+# A webhook URL's last segment is its credential: never logged.
+WEBHOOK_PATH = re.compile(r"^((?:/beta)?/hooks/)[^/]+")
+
+
+def loggable_path(path: str) -> str:
+    return WEBHOOK_PATH.sub(r"\1<token>", path)
 
 
 class RequestContext:
@@ -66,7 +73,7 @@ class RequestContext:
                 "trackingId=%s %s %s %d %.1fms",
                 tracking_id,
                 scope["method"],
-                scope["path"],
+                loggable_path(scope["path"]),
                 status,
                 (time.perf_counter() - started) * 1000,
             )

@@ -58,19 +58,42 @@ class InvocationType(enum.StrEnum):
 
 
 class Status(enum.StrEnum):
+    # A trigger for a debounced subscription whose tenant has a run in flight: it waits to
+    # be bundled into the tenant's next run.
+    WAITING = "WAITING"
     PENDING = "PENDING"
     DISPATCHING = "DISPATCHING"
     AWAITING_CALLBACK = "AWAITING_CALLBACK"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
     EXPIRED = "EXPIRED"
+    # Carried by another invocation's run (its run_id); not delivered on its own.
+    BUNDLED = "BUNDLED"
+    # Raised by a subscriber's own action (the loop guard): recorded, never delivered.
+    SUPPRESSED = "SUPPRESSED"
 
     @property
     def terminal(self) -> bool:
         return self in TERMINAL
 
 
-TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.EXPIRED})
+TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.EXPIRED, Status.BUNDLED, Status.SUPPRESSED})
+# The outcomes of a run, as a later run of the same subscription and tenant sees them.
+RUN_PHASES = {Status.COMPLETED: "succeeded", Status.FAILED: "failed", Status.EXPIRED: "timedOut"}
+IN_FLIGHT = frozenset({Status.PENDING, Status.DISPATCHING, Status.AWAITING_CALLBACK})
+
+
+# The trigger option that takes every option, and the starts that name none.
+ANY_OPTION = "ANY"
+
+
+class Source(enum.StrEnum):
+    """How an invocation was raised."""
+
+    API = "api"
+    WEBHOOK = "webhook"
+    CRON = "cron"
+    MANUAL = "manual"
 
 
 class Trigger(SQLModel, table=True):
@@ -84,6 +107,14 @@ class Trigger(SQLModel, table=True):
     example_input: dict[str, Any] | None = _json()
     output_schema: dict[str, Any] | None = _json()
     example_output: dict[str, Any] | None = _json()
+    # Trigger options (e.g. resource types) a producer names on start and subscriptions pick.
+    options: list[str] | None = _json()
+    # JSONPath into the input that gives an invocation's tenant when start names none.
+    tenant_id_path: str | None = Field(default=None, max_length=1024)
+    # Named schedules [{name, cron, timezone}] a subscription may pick.
+    schedules: list[dict[str, str]] | None = _json()
+    custom_schedules: bool = False
+    schedules_paused_by_default: bool = False
     created: datetime = _time()
 
 
@@ -109,6 +140,21 @@ class Subscription(SQLModel, table=True):
     signing_secret: str | None = None
     previous_signing_secret: str | None = None
     previous_signing_secret_expires: datetime | None = _time(nullable=True)
+    # The trigger options wanted, or ["ANY"].
+    options: list[str] | None = _json()
+    # One run at a time per tenant; what arrives meanwhile is bundled into the next run.
+    debounce: bool = False
+    # The schedule: a trigger's named option (its cron and time zone copied here) or a custom
+    # cron. next_fire_at is the next tick, NULL while paused; firing moves it on atomically.
+    schedule_name: str | None = Field(default=None, max_length=255)
+    schedule_cron: str | None = Field(default=None, max_length=255)
+    schedule_timezone: str | None = Field(default=None, max_length=64)
+    schedule_tenant_id: str | None = Field(default=None, max_length=255)
+    schedule_paused: bool = False
+    next_fire_at: datetime | None = _time(nullable=True, index=True)
+    # The inbound webhook URL's token is signed over the id and this nonce: a new nonce
+    # revokes the old URL, none means no webhook. The nonce alone forges nothing.
+    webhook_nonce: str | None = Field(default=None, max_length=64)
     created: datetime = _time()
     modified: datetime = _time()
 
@@ -118,6 +164,8 @@ class Invocation(SQLModel, table=True):
     __table_args__ = (
         Index("ix_invocations_status_deadline", "status", "deadline"),
         Index("ix_invocations_status_queued", "status", "queued_at"),
+        # A subscription's runs per tenant: the one in flight, the last one, the waiting ones.
+        Index("ix_invocations_lane", "subscription_id", "tenant_id", "completed"),
     )
 
     id: str = Field(primary_key=True, max_length=64)
@@ -136,6 +184,15 @@ class Invocation(SQLModel, table=True):
     # Digest of the accepted completion, so a repeat of it is recognised.
     completion_digest: str | None = Field(default=None, max_length=64)
     attempts: int = 0
+    source: str = Field(default=Source.API, max_length=16)
+    tenant_id: str | None = Field(default=None, max_length=255)
+    option: str | None = Field(default=None, max_length=255)
+    # A webhook's request headers, credentials removed.
+    headers: dict[str, str] | None = _json()
+    # The invocations whose deliveries led to this one, oldest first (the loop guard).
+    chain: list[str] | None = _json()
+    # The run that carries this trigger (its own id when it leads the run).
+    run_id: str | None = Field(default=None, max_length=64, index=True)
     created: datetime = _time(index=True)
     deadline: datetime = _time()
     queued_at: datetime = _time()

@@ -43,6 +43,20 @@ class WireModel(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+OptionName = Annotated[str, Field(min_length=1, max_length=255)]
+TenantId = Annotated[str, Field(min_length=1, max_length=255)]
+MAX_OPTIONS = 100
+MAX_SCHEDULES = 50
+
+
+class ScheduleOption(WireModel):
+    """A schedule a trigger offers its subscriptions, e.g. every 5 minutes."""
+
+    name: OptionName
+    cron: str = Field(min_length=1, max_length=255)
+    timezone: str = Field(default="UTC", min_length=1, max_length=64)
+
+
 class TriggerIn(WireModel):
     id: str = Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9:._\-]+$")
     name: str = Name
@@ -52,6 +66,12 @@ class TriggerIn(WireModel):
     exampleInput: JsonObject | None = None
     outputSchema: JsonSchema = None
     exampleOutput: JsonObject | None = None
+    # Extensions: trigger options, the tenant of an input, schedules.
+    options: list[OptionName] | None = Field(default=None, max_length=MAX_OPTIONS)
+    tenantIdPath: str | None = Field(default=None, min_length=1, max_length=1024)
+    schedules: list[ScheduleOption] | None = Field(default=None, max_length=MAX_SCHEDULES)
+    customSchedules: bool = False
+    schedulesPausedByDefault: bool = False
 
 
 class BasicAuthConfig(WireModel):
@@ -83,6 +103,17 @@ class HttpConfig(WireModel):
         return value
 
 
+class ScheduleIn(WireModel):
+    """A subscription's schedule: one of its trigger's options, or a custom cron where the
+    trigger allows it. ``paused`` left out keeps the current state (new: the trigger's default)."""
+
+    option: OptionName | None = None
+    cron: str | None = Field(default=None, min_length=1, max_length=255)
+    timezone: str | None = Field(default=None, min_length=1, max_length=64)
+    tenantId: TenantId | None = None
+    paused: bool | None = None
+
+
 class SubscriptionIn(WireModel):
     """Body of PUT (and, with triggerId, of POST)."""
 
@@ -94,12 +125,26 @@ class SubscriptionIn(WireModel):
     responseDeadline: str = Field(default="PT1H", max_length=64)
     filter: str | None = Field(default=None, max_length=4096)
     httpConfig: HttpConfig
+    # Extensions: the trigger options wanted, per-tenant debounce, a schedule.
+    options: list[OptionName] = Field(default_factory=lambda: ["ANY"], min_length=1, max_length=MAX_OPTIONS)
+    debounce: bool = False
+    schedule: ScheduleIn | None = None
 
 
 class StartInvocationIn(WireModel):
     triggerId: str = Field(min_length=1, max_length=255)
     input: JsonObject
     contentJson: JsonObject = Field(default_factory=dict)
+    # Extensions: the tenant (else the trigger's tenantIdPath finds it) and trigger option.
+    tenantId: TenantId | None = None
+    option: OptionName | None = None
+
+
+class RunIn(WireModel):
+    """A manual run of one subscription: the "sync now" button."""
+
+    payload: JsonObject | None = None
+    tenantId: TenantId | None = None
 
 
 class TestInvocationIn(WireModel):
@@ -161,6 +206,11 @@ def trigger_out(trigger: Trigger) -> JsonObject:
         "exampleInput": trigger.example_input,
         "outputSchema": _schema_string(trigger.output_schema),
         "exampleOutput": trigger.example_output,
+        "options": trigger.options,
+        "tenantIdPath": trigger.tenant_id_path,
+        "schedules": trigger.schedules,
+        "customSchedules": trigger.custom_schedules,
+        "schedulesPausedByDefault": trigger.schedules_paused_by_default,
     }
 
 
@@ -192,8 +242,26 @@ def subscription_out(sub: Subscription, trigger_name: str | None) -> JsonObject:
         "responseDeadline": sub.response_deadline,
         "filter": sub.filter,
         "httpConfig": http_config,
+        "options": sub.options or ["ANY"],
+        "debounce": sub.debounce,
+        "schedule": _schedule_out(sub),
+        # The webhook URL itself is shown only when it is issued.
+        "webhookEnabled": sub.webhook_nonce is not None,
         "created": timestamp(sub.created),
         "modified": timestamp(sub.modified),
+    }
+
+
+def _schedule_out(sub: Subscription) -> JsonObject | None:
+    if sub.schedule_cron is None:
+        return None
+    return {
+        "option": sub.schedule_name,
+        "cron": sub.schedule_cron,
+        "timezone": sub.schedule_timezone,
+        "tenantId": sub.schedule_tenant_id,
+        "paused": sub.schedule_paused,
+        "nextRunAt": timestamp(sub.next_fire_at),
     }
 
 
@@ -241,6 +309,13 @@ def status_out(inv: Invocation) -> JsonObject:
         "status": inv.status,
         "deadline": timestamp(inv.deadline),
         "attempts": inv.attempts,
+        # How it was raised, for whom, and the run that carried it.
+        "source": inv.source,
+        "tenantId": inv.tenant_id,
+        "option": inv.option,
+        "headers": inv.headers,
+        "runId": inv.run_id,
+        "chain": inv.chain or [],
     }
 
 

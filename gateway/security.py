@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from itsdangerous import BadSignature, Signer, URLSafeTimedSerializer
+from itsdangerous import BadSignature, Signer, URLSafeSerializer, URLSafeTimedSerializer
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 
@@ -64,6 +64,7 @@ class Keys:
     def __init__(self, signing_keys: list[str]) -> None:
         self._callback = Signer(signing_keys, salt="trigger-gateway.callback")
         self._tokens = URLSafeTimedSerializer(signing_keys, salt="trigger-gateway.token")
+        self._webhooks = URLSafeSerializer(signing_keys, salt="trigger-gateway.webhook")
         self._fernet = MultiFernet([_fernet(k) for k in reversed(signing_keys)])
 
     # Callback secrets are a signature over the invocation id: nothing to store or look up.
@@ -84,6 +85,19 @@ class Keys:
         if not isinstance(data, dict):
             return None
         return TokenClaims(client_id=str(data["sub"]), scopes=frozenset(data["scp"]))
+
+    # A webhook token names its subscription and nonce, signed: it needs no lookup to reject.
+    def webhook_token(self, subscription_id: str, nonce: str) -> str:
+        return self._webhooks.dumps([subscription_id, nonce])
+
+    def read_webhook_token(self, token: str) -> tuple[str, str] | None:
+        try:
+            data = self._webhooks.loads(token)
+        except BadSignature:
+            return None
+        if not (isinstance(data, list) and len(data) == 2 and all(isinstance(v, str) for v in data)):
+            return None
+        return data[0], data[1]
 
     def encrypt(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()

@@ -58,6 +58,12 @@ class Settings:
     token_failure_limit: int = 10
     token_address_failure_limit: int = 100
     failure_window: float = 300.0
+    # Loop guard: how many deliveries deep a start may be raised by a subscriber's own action
+    # (it sends back the X-Invocation-Id header it was delivered). 0: none; the rest are
+    # recorded as SUPPRESSED.
+    max_trigger_depth: int = 0
+    # Most triggers one debounced run carries; the rest go into the run after it.
+    max_bundle: int = 100
     bootstrap_client_id: str = ""
     bootstrap_client_secret: str = ""
     triggers_file: str = ""
@@ -128,6 +134,10 @@ class Settings:
             raise SettingsError("GATEWAY_RATE_LIMIT must be 0 (no limit) or more requests per second")
         if self.rate_limit > 0 and self.rate_burst < 1:
             raise SettingsError("GATEWAY_RATE_BURST must be at least 1 request")
+        if self.max_trigger_depth < 0:
+            raise SettingsError("GATEWAY_MAX_TRIGGER_DEPTH must be 0 (no triggers from deliveries) or more")
+        if not 1 <= self.max_bundle <= 1000:
+            raise SettingsError("GATEWAY_MAX_BUNDLE must be from 1 to 1000 triggers")
         for name in ("callback_failure_limit", "token_failure_limit", "token_address_failure_limit"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be 0 (no limit) or more failures")

@@ -13,12 +13,12 @@ from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from gateway import signing
+from gateway import cron, signing
 from gateway.errors import Conflict, Invalid, NotFound, describe_validation_error
 from gateway.jsonpath_filter import FilterSyntaxError, compile_filter
-from gateway.models import AuthType, Subscription, Trigger, TriggerType, utcnow
+from gateway.models import ANY_OPTION, AuthType, Subscription, Trigger, TriggerType, utcnow
 from gateway.runtime import Runtime
-from gateway.schemas import SubscriptionIn, parse_deadline, subscription_out
+from gateway.schemas import ScheduleIn, SubscriptionIn, parse_deadline, subscription_out
 
 MAX_SUBSCRIPTIONS = {TriggerType.REQUEST_RESPONSE: 1, TriggerType.FIRE_AND_FORGET: 50}
 IMMUTABLE_PATHS = ("/id", "/triggerId", "/triggerName", "/type", "/created", "/modified")
@@ -51,7 +51,7 @@ async def create(rt: Runtime, spec: SubscriptionIn) -> tuple[Subscription, str, 
             url="",
             dispatch_mode="",
         )
-        _apply(rt, sub, spec)
+        _apply(rt, sub, spec, trigger)
         secret = signing.new_secret()
         sub.signing_secret = rt.keys.encrypt(secret)
         session.add(sub)
@@ -69,7 +69,7 @@ async def _lock_trigger(session: AsyncSession, trigger_id: str) -> Trigger:
     return trigger
 
 
-def _apply(rt: Runtime, sub: Subscription, spec: SubscriptionIn) -> None:
+def _apply(rt: Runtime, sub: Subscription, spec: SubscriptionIn, trigger: Trigger) -> None:
     try:
         parse_deadline(spec.responseDeadline, rt.settings.max_response_deadline)
     except ValueError as exc:
@@ -81,6 +81,16 @@ def _apply(rt: Runtime, sub: Subscription, spec: SubscriptionIn) -> None:
             raise Invalid(f"filter is not a valid JSONPath expression: {exc}") from None
     http = spec.httpConfig
     credential, user = _credential(rt, sub, spec)
+    offered = {ANY_OPTION, *(trigger.options or [])}
+    unknown = [option for option in spec.options if option not in offered]
+    if unknown:
+        raise Invalid(
+            f"trigger {trigger.id!r} has no option(s) {', '.join(unknown)}; "
+            f"choose from {', '.join(sorted(offered))}"
+        )
+    _apply_schedule(sub, spec, trigger)
+    sub.options = list(dict.fromkeys(spec.options))
+    sub.debounce = spec.debounce
     sub.name = spec.name
     sub.description = spec.description
     sub.enabled = spec.enabled
@@ -92,6 +102,62 @@ def _apply(rt: Runtime, sub: Subscription, spec: SubscriptionIn) -> None:
     sub.basic_user = user
     sub.credential = credential
     sub.modified = utcnow()
+
+
+def _apply_schedule(sub: Subscription, spec: SubscriptionIn, trigger: Trigger) -> None:
+    """Set the schedule; its next tick moves only when the schedule, its pause or the
+    subscription's enabling changes, so a document sent back unchanged keeps its ticks."""
+    schedule = spec.schedule
+    if schedule is None:
+        sub.schedule_name = sub.schedule_cron = sub.schedule_timezone = sub.schedule_tenant_id = None
+        sub.schedule_paused, sub.next_fire_at = False, None
+        return
+    if schedule.option is not None:
+        cron_string, timezone = _offered_schedule(sub, schedule, trigger)
+    elif schedule.cron is None:
+        raise Invalid("schedule needs an option (one of the trigger's schedules) or, where allowed, a cron")
+    elif not trigger.custom_schedules:
+        offered = ", ".join(s["name"] for s in trigger.schedules or []) or "none"
+        raise Invalid(
+            f"trigger {trigger.id!r} does not allow custom schedules; give schedule.option, one of: {offered}"
+        )
+    else:
+        cron_string, timezone = schedule.cron, schedule.timezone or "UTC"
+        cron.check(cron_string, timezone, "schedule")
+    new = sub.schedule_cron is None
+    paused = schedule.paused
+    if paused is None:
+        paused = trigger.schedules_paused_by_default if new else sub.schedule_paused
+    moved = (cron_string, timezone) != (sub.schedule_cron, sub.schedule_timezone)
+    enabled_now = spec.enabled and not sub.enabled
+    if paused:
+        sub.next_fire_at = None
+    elif moved or enabled_now or sub.next_fire_at is None:
+        sub.next_fire_at = cron.next_tick(cron_string, timezone, utcnow())
+    sub.schedule_name = schedule.option
+    sub.schedule_cron, sub.schedule_timezone = cron_string, timezone
+    sub.schedule_tenant_id = schedule.tenantId
+    sub.schedule_paused = paused
+
+
+def _offered_schedule(sub: Subscription, schedule: ScheduleIn, trigger: Trigger) -> tuple[str, str]:
+    offered = {s["name"]: s for s in trigger.schedules or []}
+    chosen = offered.get(schedule.option or "")
+    if chosen is None:
+        names = ", ".join(offered) or "none"
+        raise Invalid(f"trigger {trigger.id!r} has no schedule {schedule.option!r}; its schedules: {names}")
+    # The option sets cron and time zone. Given ones may only repeat the option's or the
+    # current ones (a document read, edited and sent back), so a changed cron is not lost.
+    for field, given, current in (
+        ("cron", schedule.cron, sub.schedule_cron),
+        ("timezone", schedule.timezone, sub.schedule_timezone),
+    ):
+        if given is not None and given not in (chosen[field], current):
+            raise Invalid(
+                f"schedule.{field} is set by the option {schedule.option!r}; leave it out, "
+                "or leave out the option to give a custom cron"
+            )
+    return chosen["cron"], chosen["timezone"]
 
 
 def _credential(rt: Runtime, sub: Subscription, spec: SubscriptionIn) -> tuple[str | None, str | None]:
@@ -180,7 +246,10 @@ async def _change(
             raise Conflict("the subscription changed while its new URL was checked; send the patch again")
         if spec.triggerId is not None and spec.triggerId != sub.trigger_id:
             raise Invalid("triggerId cannot change; delete this subscription and create another")
-        _apply(rt, sub, spec)
+        trigger = await session.get(Trigger, sub.trigger_id)
+        if trigger is None:
+            raise Conflict(f"the trigger {sub.trigger_id!r} of this subscription was deleted")
+        _apply(rt, sub, spec, trigger)
         await session.commit()
     return sub, trigger_name
 

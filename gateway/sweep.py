@@ -1,19 +1,22 @@
-"""The sweep: the database, not a queue, decides what is due. Runs every few hundred ms."""
+"""The sweep: the database, not a queue, decides what is due. Runs every few hundred ms:
+schedules fire, deadlines pass, lost deliveries are queued again, waiting runs start."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
-from gateway import invocations
+from gateway import invocations, runs, schedules
 from gateway.runtime import Runtime
 
 log = logging.getLogger("gateway.sweep")
 
 
 async def sweep_once(rt: Runtime) -> None:
+    await schedules.fire_due(rt)
     await invocations.expire_due(rt)
     await invocations.requeue_due(rt)
+    await runs.promote_due(rt)
 
 
 async def sweep_forever(rt: Runtime) -> None:

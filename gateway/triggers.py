@@ -6,15 +6,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jsonpath
 import yaml
 from pydantic import ValidationError
 from sqlalchemy import func
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from gateway import jsonschemas
+from gateway import cron, jsonschemas
 from gateway.db import Sessions
 from gateway.errors import Conflict, Invalid, NotFound, describe_validation_error
-from gateway.models import Subscription, Trigger, TriggerType, utcnow
+from gateway.models import ANY_OPTION, Subscription, Trigger, TriggerType, utcnow
 from gateway.schemas import TriggerIn
 
 
@@ -34,6 +36,25 @@ def check(spec: TriggerIn) -> None:
             problems += [f"{field} {p}" for p in jsonschemas.validate(schema, example)]
     if problems:
         raise Invalid("an example does not match its schema", causes=problems)
+    _check_run_options(spec)
+
+
+def _check_run_options(spec: TriggerIn) -> None:
+    options = spec.options or []
+    if len(set(options)) != len(options) or ANY_OPTION in options:
+        raise Invalid(
+            f"options must be distinct and must not include {ANY_OPTION}, which every trigger offers"
+        )
+    if spec.tenantIdPath is not None:
+        try:
+            jsonpath.compile(spec.tenantIdPath)
+        except jsonpath.JSONPathError as exc:
+            raise Invalid(f"tenantIdPath is not a JSONPath such as $.tenant.id: {exc}") from None
+    names = [schedule.name for schedule in spec.schedules or []]
+    if len(set(names)) != len(names):
+        raise Invalid("schedules must have distinct names")
+    for i, schedule in enumerate(spec.schedules or []):
+        cron.check(schedule.cron, schedule.timezone, f"schedules[{i}]")
 
 
 def apply(trigger: Trigger, spec: TriggerIn) -> None:
@@ -44,6 +65,37 @@ def apply(trigger: Trigger, spec: TriggerIn) -> None:
     trigger.example_input = spec.exampleInput
     trigger.output_schema = spec.outputSchema
     trigger.example_output = spec.exampleOutput
+    trigger.options = spec.options
+    trigger.tenant_id_path = spec.tenantIdPath
+    trigger.schedules = [s.model_dump() for s in spec.schedules] if spec.schedules is not None else None
+    trigger.custom_schedules = spec.customSchedules
+    trigger.schedules_paused_by_default = spec.schedulesPausedByDefault
+
+
+async def _follow(session: AsyncSession, trigger: Trigger, spec: TriggerIn) -> None:
+    """Subscriptions keep what the trigger now offers: an option or schedule they use cannot
+    be removed, and a schedule whose cron or time zone changed moves them to its new ticks."""
+    query = select(Subscription).where(col(Subscription.trigger_id) == trigger.id)
+    schedules = {s.name: s for s in spec.schedules or []}
+    options = {ANY_OPTION, *(spec.options or [])}
+    now = utcnow()
+    for sub in (await session.execute(query)).scalars():
+        unknown = set(sub.options or [ANY_OPTION]) - options
+        if unknown:
+            raise Conflict(
+                f"subscription {sub.id} uses the option(s) {', '.join(sorted(unknown))}; change it first"
+            )
+        if sub.schedule_name is None:
+            continue
+        schedule = schedules.get(sub.schedule_name)
+        if schedule is None:
+            raise Conflict(
+                f"subscription {sub.id} runs on the schedule {sub.schedule_name!r}; give it another first"
+            )
+        if (schedule.cron, schedule.timezone) != (sub.schedule_cron, sub.schedule_timezone):
+            sub.schedule_cron, sub.schedule_timezone = schedule.cron, schedule.timezone
+            if sub.next_fire_at is not None:
+                sub.next_fire_at = cron.next_tick(schedule.cron, schedule.timezone, now)
 
 
 async def create(sessions: Sessions, spec: TriggerIn) -> Trigger:
@@ -69,6 +121,7 @@ async def replace(sessions: Sessions, spec: TriggerIn) -> Trigger:
                 "a REQUEST_RESPONSE trigger has at most one subscription; "
                 "delete the others before changing its type"
             )
+        await _follow(session, trigger, spec)
         apply(trigger, spec)
         await session.commit()
     return trigger
@@ -129,14 +182,23 @@ async def load_catalog(sessions: Sessions, path: Path) -> int:
             if trigger is None:
                 trigger = Trigger(id=spec.id, name=spec.name, type=spec.type, created=utcnow())
                 session.add(trigger)
-            elif spec.type == TriggerType.REQUEST_RESPONSE:
-                count = await _subscription_count(session, spec.id)
-                if count > 1:
-                    raise ValueError(
-                        f"{path}: trigger {spec.id!r} is REQUEST_RESPONSE there but has {count} "
-                        "subscriptions, and a REQUEST_RESPONSE trigger has at most one; "
-                        "delete the others first"
-                    )
+            else:
+                await _check_catalog_change(session, path, trigger, spec)
             apply(trigger, spec)
         await session.commit()
     return len(specs)
+
+
+async def _check_catalog_change(session: AsyncSession, path: Path, trigger: Trigger, spec: TriggerIn) -> None:
+    if spec.type == TriggerType.REQUEST_RESPONSE:
+        count = await _subscription_count(session, spec.id)
+        if count > 1:
+            raise ValueError(
+                f"{path}: trigger {spec.id!r} is REQUEST_RESPONSE there but has {count} "
+                "subscriptions, and a REQUEST_RESPONSE trigger has at most one; "
+                "delete the others first"
+            )
+    try:
+        await _follow(session, trigger, spec)
+    except Conflict as exc:
+        raise ValueError(f"{path}: trigger {spec.id!r}: {exc.message}") from None

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 
 from sqlmodel import select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway import invocations, limits
+from gateway import invocations, limits, starts
 from gateway.api.common import body, list_query, requires, run_list, runtime, total_header
 from gateway.errors import Forbidden, Invalid, NotFound, TooManyRequests
 from gateway.models import Invocation, Status
@@ -23,12 +24,16 @@ from gateway.schemas import (
 )
 
 MAX_WAIT_SECONDS = 30
+ID_PATTERN = re.compile(r"[A-Za-z0-9\-]{1,64}")
 FILTERABLE = {
     "triggerId": frozenset({"eq", "in"}),
     "subscriptionId": frozenset({"eq", "in"}),
     "id": frozenset({"eq", "in"}),
     "type": frozenset({"eq"}),
     "status": frozenset({"eq", "in"}),
+    "source": frozenset({"eq", "in"}),
+    "tenantId": frozenset({"eq", "in"}),
+    "runId": frozenset({"eq"}),
 }
 SORTABLE = ("triggerId", "subscriptionName", "created", "completed")
 COLUMNS = {
@@ -38,12 +43,15 @@ COLUMNS = {
     "subscriptionName": Invocation.subscription_name,
     "type": Invocation.type,
     "status": Invocation.status,
+    "source": Invocation.source,
+    "tenantId": Invocation.tenant_id,
+    "runId": Invocation.run_id,
     "created": Invocation.created,
     "completed": Invocation.completed,
 }
 
 
-def _invocations_response(rt: Runtime, created: list[invocations.Started]) -> Response:
+def _invocations_response(rt: Runtime, created: list[starts.Started]) -> Response:
     if not created:
         return Response(status_code=204)
     return JSONResponse([invocation_out(inv, rt.keys.callback_secret(inv.id)) for inv in created])
@@ -53,15 +61,31 @@ def _invocations_response(rt: Runtime, created: list[invocations.Started]) -> Re
 async def start_invocation(request: Request) -> Response:
     spec = await body(request, StartInvocationIn)
     rt = runtime(request)
-    created = await invocations.start(rt, spec.triggerId, spec.input, spec.contentJson)
+    created = await starts.start(
+        rt,
+        spec.triggerId,
+        spec.input,
+        spec.contentJson,
+        tenant_id=spec.tenantId,
+        option=spec.option,
+        caused_by=caused_by(request),
+    )
     return _invocations_response(rt, created)
+
+
+def caused_by(request: Request) -> str | None:
+    """The invocation whose delivery led the caller to make this request (the loop guard)."""
+    value = request.headers.get(invocations.INVOCATION_HEADER)
+    if value is not None and not ID_PATTERN.fullmatch(value):
+        raise Invalid(f"the {invocations.INVOCATION_HEADER} header must be an invocation id as delivered")
+    return value
 
 
 @requires("triggers:manage")
 async def test_invocation(request: Request) -> Response:
     spec = await body(request, TestInvocationIn)
     rt = runtime(request)
-    created = await invocations.start(
+    created = await starts.start(
         rt, spec.triggerId, spec.input, spec.contentJson, test=True, subscription_ids=spec.subscriptionIds
     )
     return _invocations_response(rt, created)

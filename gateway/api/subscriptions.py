@@ -8,12 +8,12 @@ from sqlmodel import col, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway import subscriptions
+from gateway import starts, subscriptions, webhooks
 from gateway.api.common import NO_STORE, body, list_query, requires, run_list, runtime, total_header
 from gateway.api.errors import read_json
 from gateway.jsonpath_filter import validate_filter
-from gateway.models import Subscription, Trigger
-from gateway.schemas import SubscriptionIn, ValidateFilterIn, subscription_out
+from gateway.models import Source, Subscription, Trigger
+from gateway.schemas import RunIn, SubscriptionIn, ValidateFilterIn, invocation_out, subscription_out
 
 MANAGE = "triggers:manage"
 FILTERABLE = {
@@ -87,6 +87,31 @@ async def patch_subscription(request: Request) -> Response:
 @requires(MANAGE)
 async def delete_subscription(request: Request) -> Response:
     await subscriptions.delete(runtime(request), request.path_params["id"])
+    return Response(status_code=204)
+
+
+@requires("invocations:start")
+async def run_subscription(request: Request) -> Response:
+    """The "sync now" button: one run of this subscription, of source manual."""
+    spec = await body(request, RunIn) if await request.body() else RunIn()
+    rt = runtime(request)
+    started = await starts.raise_run(
+        rt, request.path_params["id"], Source.MANUAL, spec.payload, tenant_id=spec.tenantId
+    )
+    assert started is not None  # only a claim can make raise_run record nothing
+    return JSONResponse(invocation_out(started, rt.keys.callback_secret(started.id)), status_code=202)
+
+
+@requires(MANAGE)
+async def issue_webhook(request: Request) -> Response:
+    url = await webhooks.issue(runtime(request), request.path_params["id"])
+    # The URL is a credential: shown in this answer only, never stored (only its nonce is).
+    return JSONResponse({"url": url}, status_code=201, headers=NO_STORE)
+
+
+@requires(MANAGE)
+async def revoke_webhook(request: Request) -> Response:
+    await webhooks.revoke(runtime(request), request.path_params["id"])
     return Response(status_code=204)
 
 

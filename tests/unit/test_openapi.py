@@ -1,18 +1,20 @@
 """openapi/openapi.yaml is a valid OpenAPI 3.1 document and in step with the code.
 
 Everything compared here is computed from the code (the route objects, the ``requires``
-decorator's ``required_scopes``, each api module's ``FILTERABLE``, the pydantic request models and
-the response builders), so adding, removing or changing any of them without the document fails.
+decorator's ``required_scopes``, each api module's ``FILTERABLE``, the pydantic request models, the
+response builders, the enums and what a delivery carries), so adding, removing or changing any of
+them without the document fails.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NamedTuple
+from types import SimpleNamespace
+from typing import Any, NamedTuple, cast
 
 import pytest
 import yaml
@@ -21,14 +23,19 @@ from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from pydantic import BaseModel
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlmodel import SQLModel
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Mount, Route
 
-from gateway import schemas
+from gateway import invocations, runs, schemas, signing, triggers
 from gateway.api.errors import DETAIL_CODES, error_response
 from gateway.app import API_ROUTES, ROUTES
 from gateway.errors import ApiError
-from gateway.models import ApiClient, Invocation, Subscription, Trigger
+from gateway.models import RUN_PHASES, ApiClient, Invocation, Source, Status, Subscription, Trigger
+from gateway.runtime import Runtime
+from gateway.security import Keys
+from gateway.settings import Settings
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "openapi" / "openapi.yaml"
 DOCUMENT_URI = "urn:trigger-gateway:openapi"
@@ -57,6 +64,9 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "HttpConfig": schemas.HttpConfig,
     "BasicAuthConfig": schemas.BasicAuthConfig,
     "BearerTokenAuthConfig": schemas.BearerTokenAuthConfig,
+    "ScheduleOption": schemas.ScheduleOption,
+    "ScheduleInput": schemas.ScheduleIn,
+    "RunInput": schemas.RunIn,
     "StartInvocationInput": schemas.StartInvocationIn,
     "TestInvocationInput": schemas.TestInvocationIn,
     "CompleteInvocationInput": schemas.CompleteInvocationIn,
@@ -414,8 +424,8 @@ def test_request_schema_matches_its_model(doc: dict[str, Any], name: str) -> Non
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
 
-def _trigger() -> Trigger:
-    return Trigger(
+def _trigger(**run_options: Any) -> Trigger:
+    trigger = Trigger(
         id="idn:test",
         name="Test",
         type="REQUEST_RESPONSE",
@@ -426,24 +436,49 @@ def _trigger() -> Trigger:
         example_output=None,
         created=NOW,
     )
+    if run_options:
+        # Stored as an admin defines them: through the request model.
+        spec = schemas.TriggerIn.model_validate(
+            {"id": trigger.id, "name": trigger.name, "type": trigger.type, **run_options}
+        )
+        triggers.apply(trigger, spec)
+    return trigger
 
 
-def _subscription(auth_type: str) -> Subscription:
-    return Subscription(
-        id="sub-1",
-        trigger_id="idn:test",
-        name="Sub",
-        description=None,
-        enabled=True,
-        response_deadline="PT1H",
-        filter="$[?($.a)]",
-        url="https://subscriber.example/hook",
-        dispatch_mode="ASYNC",
-        auth_type=auth_type,
-        basic_user="user" if auth_type == "BASIC_AUTH" else None,
-        credential=None if auth_type == "NO_AUTH" else "encrypted",
-        created=NOW,
-        modified=NOW,
+def _subscription(auth_type: str, **values: Any) -> Subscription:
+    fields: dict[str, Any] = {
+        "id": "sub-1",
+        "trigger_id": "idn:test",
+        "name": "Sub",
+        "description": None,
+        "enabled": True,
+        "response_deadline": "PT1H",
+        "filter": "$[?($.a)]",
+        "url": "https://subscriber.example/hook",
+        "dispatch_mode": "ASYNC",
+        "auth_type": auth_type,
+        "basic_user": "user" if auth_type == "BASIC_AUTH" else None,
+        "credential": None if auth_type == "NO_AUTH" else "encrypted",
+        "created": NOW,
+        "modified": NOW,
+        **values,
+    }
+    return Subscription(**fields)
+
+
+def _scheduled_subscription(paused: bool) -> Subscription:
+    return _subscription(
+        "NO_AUTH",
+        options=["USERS", "GROUPS"],
+        debounce=True,
+        # A trigger's named schedule when running; a paused custom cron.
+        schedule_name=None if paused else "hourly",
+        schedule_cron="0 * * * *",
+        schedule_timezone="Europe/Berlin",
+        schedule_tenant_id="acme",
+        schedule_paused=paused,
+        next_fire_at=None if paused else NOW + timedelta(hours=1),
+        webhook_nonce="nonce",
     )
 
 
@@ -483,11 +518,30 @@ def _error_body() -> Any:
     return json.loads(bytes(response.body))
 
 
+RUN_OPTIONS: dict[str, Any] = {
+    "options": ["USERS", "GROUPS"],
+    "tenantIdPath": "$.tenant",
+    "schedules": [{"name": "hourly", "cron": "0 * * * *"}],
+    "customSchedules": True,
+    "schedulesPausedByDefault": True,
+}
+
 RESPONSES: list[tuple[str, str, Callable[[], Any]]] = [
     ("Trigger", "trigger", lambda: schemas.trigger_out(_trigger())),
+    ("Trigger", "run options", lambda: schemas.trigger_out(_trigger(**RUN_OPTIONS))),
     ("Subscription", "no auth", lambda: schemas.subscription_out(_subscription("NO_AUTH"), "Test")),
     ("Subscription", "basic auth", lambda: schemas.subscription_out(_subscription("BASIC_AUTH"), "Test")),
     ("Subscription", "bearer token", lambda: schemas.subscription_out(_subscription("BEARER_TOKEN"), None)),
+    (
+        "Subscription",
+        "schedule and webhook",
+        lambda: schemas.subscription_out(_scheduled_subscription(paused=False), "Test"),
+    ),
+    (
+        "Subscription",
+        "paused custom schedule",
+        lambda: schemas.subscription_out(_scheduled_subscription(paused=True), "Test"),
+    ),
     ("Invocation", "invocation", lambda: schemas.invocation_out(_invocation("PENDING"), "secret")),
     ("InvocationStatus", "in flight", lambda: schemas.status_out(_invocation("AWAITING_CALLBACK"))),
     (
@@ -500,9 +554,78 @@ RESPONSES: list[tuple[str, str, Callable[[], Any]]] = [
         "failed",
         lambda: schemas.status_out(_invocation("FAILED", error="HTTP 500", completed=NOW)),
     ),
+    (
+        "InvocationStatus",
+        "waiting webhook",
+        lambda: schemas.status_out(
+            _invocation(
+                "WAITING",
+                source=Source.WEBHOOK,
+                tenant_id="acme",
+                headers={"content-type": "text/plain", "x-github-event": "push"},
+                input={"body": "ping"},
+            )
+        ),
+    ),
+    (
+        "InvocationStatus",
+        "bundled into a run",
+        lambda: schemas.status_out(
+            _invocation("BUNDLED", source=Source.CRON, tenant_id="acme", run_id="inv-0", completed=NOW)
+        ),
+    ),
+    (
+        "InvocationStatus",
+        "leading a manual run",
+        lambda: schemas.status_out(
+            _invocation("DISPATCHING", source=Source.MANUAL, tenant_id="acme", run_id="inv-1")
+        ),
+    ),
+    (
+        "InvocationStatus",
+        "suppressed",
+        lambda: schemas.status_out(
+            _invocation(
+                "SUPPRESSED",
+                source=Source.API,
+                option="USERS",
+                chain=["inv-a", "inv-b"],
+                error="suppressed: raised by the delivery of invocation inv-b",
+                completed=NOW,
+            )
+        ),
+    ),
     ("ApiClient", "client", lambda: schemas.api_client_out(_api_client())),
     ("ErrorResponse", "error", _error_body),
 ]
+
+
+def shape_problems(
+    doc: Mapping[str, Any], schema: Any, value: Any, where: str, exact: bool = True
+) -> list[str]:
+    """Where an object in ``value`` has a field its schema (followed through $ref, oneOf and
+    array items) does not document or, with ``exact``, lacks one it does. Objects whose schema
+    lists no properties (inputs, outputs, headers) are free-form and not compared; one whose
+    schema allows additionalProperties may have fields of its own."""
+    schema = deref(doc, schema)
+    if "oneOf" in schema:
+        matching = [branch for branch in schema["oneOf"] if not schema_errors(doc, branch, value)]
+        return [p for branch in matching for p in shape_problems(doc, branch, value, where, exact)]
+    problems = []
+    if isinstance(value, dict) and "properties" in schema:
+        documented = set(schema["properties"])
+        if set(value) - documented and not schema.get("additionalProperties", False):
+            problems.append(f"{where}: {sorted(set(value) - documented)} are not documented")
+        if exact and documented - set(value):
+            problems.append(f"{where}: {sorted(documented - set(value))} are documented but not sent")
+        for field in set(value) & documented:
+            problems += shape_problems(
+                doc, schema["properties"][field], value[field], f"{where}.{field}", exact
+            )
+    elif isinstance(value, list) and "items" in schema:
+        for index, item in enumerate(value):
+            problems += shape_problems(doc, schema["items"], item, f"{where}[{index}]", exact)
+    return problems
 
 
 @pytest.mark.parametrize(("name", "case", "build"), RESPONSES, ids=[f"{n}-{c}" for n, c, _ in RESPONSES])
@@ -513,3 +636,99 @@ def test_response_builders_produce_their_documented_schema(
     schema = doc["components"]["schemas"][name]
     assert set(body) == set(schema["properties"]), f"{name} ({case}): fields differ from the document"
     assert not schema_errors(doc, component(name), body), schema_errors(doc, component(name), body)
+    problems = shape_problems(doc, component(name), body, name)
+    assert not problems, f"{name} ({case}): {problems}"
+
+
+def test_enums_match_the_code(doc: dict[str, Any]) -> None:
+    components = doc["components"]["schemas"]
+    documented = {
+        "InvocationState": set(components["InvocationState"]["enum"]),
+        "InvocationSource": set(components["InvocationSource"]["enum"]),
+        "RunOutcome.phase": set(components["RunOutcome"]["properties"]["phase"]["enum"]),
+    }
+    in_code = {
+        "InvocationState": {s.value for s in Status},
+        "InvocationSource": {s.value for s in Source},
+        "RunOutcome.phase": set(RUN_PHASES.values()),
+    }
+    for name, values in in_code.items():
+        assert documented[name] == values, (
+            f"{name}: the document has {sorted(documented[name])}, not {sorted(values)}"
+        )
+    # The documented terminal states are the code's.
+    described = " ".join(doc["paths"]["/trigger-invocations/{id}/status"]["get"]["description"].split())
+    terminal = ", ".join(f"`{s.value}`" for s in Status if s.terminal)
+    assert f"terminal state ({terminal})" in described, f"getInvocationStatus should list {terminal}"
+
+
+# --- what a subscriber receives ----------------------------------------------------------------
+
+
+@pytest.fixture
+async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}")
+    async with engine.begin() as connection:
+        await connection.run_sync(SQLModel.metadata.create_all)
+    try:
+        yield async_sessionmaker(engine, expire_on_commit=False)
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("trigger_type", ["REQUEST_RESPONSE", "FIRE_AND_FORGET"])
+async def test_deliveries_carry_the_documented_metadata_and_headers(
+    doc: dict[str, Any], sessions: async_sessionmaker[AsyncSession], trigger_type: str
+) -> None:
+    keys = Keys(["k" * 32])
+    rt = cast(Runtime, SimpleNamespace(settings=Settings(), keys=keys))
+    trigger = _trigger(**RUN_OPTIONS)
+    trigger.type = trigger_type
+    sub = _subscription("BEARER_TOKEN", debounce=True, signing_secret=keys.encrypt(signing.new_secret()))
+    sub.credential = keys.encrypt("token")
+    common: dict[str, Any] = {"trigger_type": trigger_type, "tenant_id": "acme"}
+    # A run led by a webhook call and carrying a scheduled trigger, after a completed run.
+    earlier = _invocation("COMPLETED", id="inv-0", output={"ok": True}, completed=NOW, **common)
+    earlier.dispatched_at = NOW
+    later = NOW + timedelta(minutes=5)
+    leader = _invocation(
+        "DISPATCHING",
+        id="inv-1",
+        source=Source.WEBHOOK,
+        headers={"content-type": "application/json"},
+        run_id="inv-1",
+        created=later,
+        **common,
+    )
+    bundled = _invocation(
+        "BUNDLED", id="inv-2", source=Source.CRON, run_id="inv-1", created=later, completed=later, **common
+    )
+    async with sessions() as session:
+        session.add_all([trigger, sub, earlier, leader, bundled])
+        await session.commit()
+        run = await runs.context(session, leader)
+    delivery = invocations._delivery(rt, leader, sub, trigger, run)
+
+    operation = doc["webhooks"]["invocationDelivery"]["post"]
+    body = json.loads(delivery.body)
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert not schema_errors(doc, schema, body), schema_errors(doc, schema, body)
+    exact = trigger_type == "REQUEST_RESPONSE"  # fire-and-forget has no callbackURL or secret
+    problems = shape_problems(doc, schema, body, "delivery", exact)
+    assert not problems, problems
+    assert [t["invocationId"] for t in body["_metadata"]["runTriggers"]] == ["inv-1", "inv-2"]
+    assert body["_metadata"]["lastRun"] is not None
+
+    # Every header is a documented parameter, save what HTTP and the security schemes cover.
+    parameters = {p["name"].lower(): p for p in operation["parameters"] if p["in"] == "header"}
+    sent = set(delivery.headers) - {"content-type", "user-agent", "authorization"}
+    assert sent == set(parameters), f"delivery headers {sorted(sent)} differ from the document"
+    for name, parameter in parameters.items():
+        errors = schema_errors(doc, parameter["schema"], delivery.headers[name])
+        assert not errors, f"header {name}: {errors}"
+    # The header a subscriber sends back is the one startInvocation documents.
+    (guard,) = [
+        p for p in doc["paths"]["/trigger-invocations/start"]["post"]["parameters"] if p["in"] == "header"
+    ]
+    assert guard["name"].lower() == invocations.INVOCATION_HEADER in parameters
+    assert not schema_errors(doc, guard["schema"], delivery.headers[invocations.INVOCATION_HEADER])
