@@ -26,6 +26,7 @@ SHARED: dict[str, Callable[[Context], Awaitable[list[Row]]]] = {
     "async": scenarios.async_callbacks,
     "fanout": scenarios.fan_out,
     "slow": scenarios.slow_subscribers,  # after sync: it reuses its trigger
+    "schedules": scenarios.schedules,
 }
 ALL = [*SHARED, "waiting"]
 

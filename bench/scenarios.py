@@ -1,4 +1,4 @@
-"""The five measurements of BENCHMARKS.md. Each takes a running stack and returns rows."""
+"""The six measurements of BENCHMARKS.md. Each takes a running stack and returns rows."""
 
 from __future__ import annotations
 
@@ -41,13 +41,15 @@ class Profile:
     waiting_spread: float  # their deadlines spread over this many seconds
     hanging: int  # subscribers that never answer
     response_timeout: float  # the gateway's time limit for this run
+    scheduled: int = 200  # subscriptions on a schedule of every second
+    schedule_seconds: float = 10.0  # how long they run
 
     def gateway_settings(self) -> dict[str, str]:
         return {"GATEWAY_RESPONSE_TIMEOUT": f"{self.response_timeout:g}"}
 
 
 FULL = Profile("full", 5.0, 1.0, (1, 8, 32), (1, 4, 16), 100_000, 30.0, 1000, 10.0)
-SMOKE = Profile("smoke", 0.5, 0.2, (2,), (2,), 300, 1.0, 20, 1.0)
+SMOKE = Profile("smoke", 0.5, 0.2, (2,), (2,), 300, 1.0, 20, 1.0, scheduled=5, schedule_seconds=2.5)
 
 
 @dataclass
@@ -288,6 +290,76 @@ async def slow_subscribers(ctx: Context) -> list[Row]:
             },
         )
     ]
+
+
+async def schedules(ctx: Context) -> list[Row]:
+    """Many subscriptions on a schedule of every second: how late ticks fire and arrive, and
+    whether any fires twice or is skipped."""
+    p, gw = ctx.profile, ctx.gateway
+    url = ctx.subscriber + "/deliver/notify"
+    subscription_ids = []
+    for t in range(0, p.scheduled, FANOUT_SUBSCRIPTIONS):  # at most 50 per fire-and-forget trigger
+        trigger_id = f"bench:cron:{t}"
+        trigger = {"id": trigger_id, "name": trigger_id, "type": "FIRE_AND_FORGET", "customSchedules": True}
+        await gw.call("POST", "/beta/triggers", trigger, expect=201)
+        for i in range(t, min(t + FANOUT_SUBSCRIPTIONS, p.scheduled)):
+            body = {
+                "triggerId": trigger_id,
+                "name": f"every second {i}",
+                "httpConfig": {"url": url},
+                "schedule": {"cron": "* * * * * *"},
+            }
+            subscription_ids.append(
+                (await gw.call("POST", "/beta/trigger-subscriptions", body, expect=201))["id"]
+            )
+    await asyncio.sleep(p.schedule_seconds)
+    for subscription_id in subscription_ids:
+        await gw.call("DELETE", f"/beta/trigger-subscriptions/{subscription_id}", expect=204)
+    await asyncio.sleep(1.0)  # let the last deliveries finish
+    fired, duplicates, skipped, late_fire, late_arrival = await tick_times(gw.store.database_url)
+    return [
+        Row(
+            "schedules",
+            ctx.setup,
+            f"{p.scheduled} subscriptions, every second",
+            {
+                "ticks fired": rate(fired),
+                "fired twice": str(duplicates),
+                "skipped (collapsed into a late one)": str(skipped),
+                "fired p50 ms after the tick": ms(percentile(late_fire, 50)),
+                "fired p99 ms": ms(percentile(late_fire, 99)),
+                "answered p50 ms after the tick": ms(percentile(late_arrival, 50)),
+                "answered p99 ms": ms(percentile(late_arrival, 99)),
+                "errors": str(duplicates),
+            },
+        )
+    ]
+
+
+async def tick_times(database_url: str) -> tuple[int, int, int, list[float], list[float]]:
+    """From the cron invocations: how many fired, how many ticks fired twice, how many were
+    skipped between a subscription's first and last, and ms from tick to recorded and to answered."""
+    query = select(
+        col(Invocation.subscription_id),
+        col(Invocation.input),
+        col(Invocation.created),
+        col(Invocation.completed),
+    ).where(col(Invocation.source) == "cron")
+    async with connected(database_url) as conn:
+        rows = (await conn.execute(query)).all()
+    ticks: dict[str, list[datetime]] = {}
+    late_fire, late_arrival = [], []
+    for subscription_id, input, created, completed in rows:
+        tick = datetime.fromisoformat(input["scheduledFor"])
+        ticks.setdefault(subscription_id, []).append(tick)
+        late_fire.append((created - tick).total_seconds() * 1000)
+        if completed is not None:
+            late_arrival.append((completed - tick).total_seconds() * 1000)
+    duplicates = sum(len(fired) - len(set(fired)) for fired in ticks.values())
+    skipped = sum(
+        int((max(fired) - min(fired)).total_seconds()) + 1 - len(set(fired)) for fired in ticks.values()
+    )
+    return len(rows), duplicates, skipped, late_fire, late_arrival
 
 
 @asynccontextmanager

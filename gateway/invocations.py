@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -32,7 +32,7 @@ from gateway.models import (
     utcnow,
 )
 from gateway.queue import DispatchJob
-from gateway.runtime import Runtime
+from gateway.runtime import Runtime, best_effort
 from gateway.schemas import timestamp
 
 log = logging.getLogger("gateway.invocations")
@@ -251,16 +251,7 @@ async def _ended(rt: Runtime, ended: Sequence[_Ended]) -> None:
         return
     await best_effort("waking long-polls", rt.notifier.notify([inv.id for inv in ended]))
     lanes = [runs.Lane(inv.subscription_id, inv.tenant_id) for inv in ended if inv.run_id is not None]
-    await best_effort("starting next runs", runs.promote_after(rt, lanes))
-
-
-async def best_effort(what: str, action: Awaitable[None]) -> None:
-    """Queueing and wake-ups only make things prompt (the database and the sweep are the
-    truth), so once a change is committed their failure must not fail the request."""
-    try:
-        await action
-    except Exception:
-        log.warning("%s failed; the sweep will catch up", what, exc_info=True)
+    await runs.promote_after(rt, lanes)
 
 
 def _completion_digest(output: Any, error: str | None) -> str:

@@ -10,6 +10,7 @@ so two processes never start two runs for one tenant.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
 from typing import Any, NamedTuple
@@ -19,9 +20,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
-from gateway.models import IN_FLIGHT, RUN_PHASES, Invocation, Source, Status, Subscription, utcnow
+from gateway.models import (
+    IN_FLIGHT,
+    RUN_PHASES,
+    Invocation,
+    InvocationType,
+    Source,
+    Status,
+    Subscription,
+    utcnow,
+)
 from gateway.queue import DispatchJob
-from gateway.runtime import Runtime
+from gateway.runtime import Runtime, best_effort
 from gateway.schemas import timestamp
 
 log = logging.getLogger("gateway.runs")
@@ -64,7 +74,7 @@ async def promote(rt: Runtime, lane: Lane) -> str | None:
         )
         if (await session.execute(in_flight.limit(1))).first() is not None:
             return None
-        bundle = await _next_bundle(session, lane, rt.settings.max_bundle)
+        bundle = await _next_bundle(session, lane, rt.settings.max_bundle, rt.settings.max_bundle_bytes)
         if not bundle:
             return None
         leader = bundle[0]
@@ -91,26 +101,37 @@ async def promote(rt: Runtime, lane: Lane) -> str | None:
         await session.commit()
     log.info("subscription=%s tenant=%s run=%s carries %d trigger(s)", *lane, leader.id, len(bundle))
     await rt.queue.enqueue([DispatchJob(leader.id)])
+    # Long-polls on the bundled triggers end now: their status names the run to follow.
+    await rt.notifier.notify([inv.id for inv in bundle[1:]])
     return leader.id
 
 
-async def _next_bundle(session: AsyncSession, lane: Lane, limit: int) -> list[Invocation]:
+async def _next_bundle(session: AsyncSession, lane: Lane, limit: int, max_bytes: int) -> list[Invocation]:
+    """The oldest waiting cron triggers, else the oldest others: at most ``limit`` of them
+    and, past the first, at most ``max_bytes`` of payload and headers together."""
     waiting = (
         select(Invocation)
         .where(_unfinished_in(lane), col(Invocation.status) == Status.WAITING)
         .order_by(col(Invocation.created), col(Invocation.id))
         .limit(limit)
     )
-    cron = (await session.execute(waiting.where(col(Invocation.source) == Source.CRON))).scalars().all()
-    if cron:
-        return list(cron)
-    return list((await session.execute(waiting)).scalars().all())
+    found = (await session.execute(waiting.where(col(Invocation.source) == Source.CRON))).scalars().all()
+    if not found:
+        found = (await session.execute(waiting)).scalars().all()
+    bundle: list[Invocation] = []
+    size = 0
+    for inv in found:
+        size += len(json.dumps([inv.input, inv.headers], separators=(",", ":")))
+        if bundle and size > max_bytes:
+            break
+        bundle.append(inv)
+    return bundle
 
 
 async def promote_after(rt: Runtime, ended: Iterable[Lane]) -> None:
-    """A run ended in each of these lanes: start the next ones."""
+    """A run ended, or a trigger arrived, in each of these lanes: start their next runs."""
     for lane in dict.fromkeys(ended):
-        await promote(rt, lane)
+        await best_effort(f"starting the next run of {lane}", promote(rt, lane))
 
 
 async def promote_due(rt: Runtime) -> None:
@@ -152,6 +173,9 @@ async def _last_run(session: AsyncSession, inv: Invocation) -> dict[str, Any] | 
     query = (
         select(Invocation.status, Invocation.dispatched_at, Invocation.completed, Invocation.output)
         .where(_in_lane(lane_of(inv)), col(Invocation.id) != inv.id)
+        # NOT NULL first: PostgreSQL sorts NULLs first in DESC, and the lane's unfinished rows
+        # would be read before its history. Test invocations are not runs.
+        .where(col(Invocation.completed).is_not(None), col(Invocation.type) == InvocationType.REAL_TIME)
         .where(col(Invocation.status).in_(list(RUN_PHASES)))
         .order_by(col(Invocation.completed).desc())
         .limit(1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from gateway.db import Sessions
@@ -25,3 +27,16 @@ class Runtime:
     limiter: Limiter
     # Which subscriber addresses may be called (the SSRF guard).
     targets: TargetPolicy
+
+
+log = logging.getLogger("gateway")
+
+
+async def best_effort(what: str, action: Awaitable[object]) -> None:
+    """Queueing, wake-ups and starting the next run only make things prompt (the database
+    and the sweep are the truth), so once a change is committed their failure must not fail
+    the request."""
+    try:
+        await action
+    except Exception:
+        log.warning("%s failed; the sweep will catch up", what, exc_info=True)

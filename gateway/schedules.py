@@ -1,60 +1,102 @@
 """Scheduled runs: the firing of due ticks.
 
-A subscription's next tick is stored (subscriptions.next_fire_at). Firing is a compare-and-set
-that moves it to the first tick after *now*, in the transaction that records the run: however
-many processes look, one wins each tick, and after downtime the missed ticks fire once.
+A subscription's next tick is stored (subscriptions.next_fire_at). Firing moves it to the first
+tick after *now*, with a compare-and-set in the transaction that records the run: however many
+processes look, one wins each tick, and after downtime the missed ticks fire once. On
+PostgreSQL, due rows another process is firing are skipped (SKIP LOCKED), so processes share
+the work rather than queue behind each other's locks.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from gateway import starts
 from gateway.cron import next_tick
-from gateway.errors import Conflict, NotFound
-from gateway.models import Source, Subscription, utcnow
+from gateway.errors import Invalid
+from gateway.models import Invocation, Source, Subscription, Trigger, utcnow
 from gateway.runtime import Runtime
 from gateway.schemas import timestamp
 
 log = logging.getLogger("gateway.schedules")
 
-# Subscriptions fired per sweep at most; more due than this fire on the next sweep.
+# Due subscriptions fired per transaction, and batches per sweep at most (the rest wait for
+# the next sweep, so the sweep's other work is not starved).
 FIRE_BATCH = 100
+MAX_BATCHES = 50
 
 
 async def fire_due(rt: Runtime) -> int:
     """Raise a cron run for every enabled, unpaused subscription whose tick has come."""
-    now = utcnow()
+    fired = 0
+    for _ in range(MAX_BATCHES):
+        rows, more = await _fire_batch(rt, utcnow())
+        await starts.queue(rt, rows)
+        fired += len(rows)
+        if not more:
+            break
+    return fired
+
+
+async def _fire_batch(rt: Runtime, now: datetime) -> tuple[list[dict[str, Any]], bool]:
+    """The runs of one batch of due subscriptions, recorded; and whether more may be due."""
     query = (
-        select(Subscription)
+        select(Subscription, Trigger)
+        .join(Trigger, col(Trigger.id) == col(Subscription.trigger_id))
         .where(col(Subscription.enabled), col(Subscription.next_fire_at) <= now)
         .order_by(col(Subscription.next_fire_at))
         .limit(FIRE_BATCH)
+        .with_for_update(of=Subscription, skip_locked=True)  # SQLite has no row locks: ignored
     )
+    rows = []
     async with rt.sessions() as session:
-        due = (await session.execute(query)).scalars().all()
-    fired = 0
-    for sub in due:
-        assert sub.schedule_cron is not None and sub.schedule_timezone is not None
-        following = next_tick(sub.schedule_cron, sub.schedule_timezone, now)
-        # Changes the row for the first process only; the run is recorded with it or not at all.
-        claim = (
-            update(Subscription)
-            .where(col(Subscription.id) == sub.id, col(Subscription.next_fire_at) == sub.next_fire_at)
-            .values(next_fire_at=following)
+        due = (await session.execute(query)).all()
+        for sub, trigger in due:
+            row = await _fire(rt, session, sub, trigger, now)
+            if row is not None:
+                rows.append(row)
+        if rows:
+            await (await session.connection()).execute(insert(Invocation), rows)
+        await session.commit()
+    for row in rows:
+        log.info(
+            "subscription=%s fired its schedule due %s", row["subscription_id"], row["input"]["scheduledFor"]
         )
-        payload = {"schedule": sub.schedule_name or "custom", "scheduledFor": timestamp(sub.next_fire_at)}
-        try:
-            started = await starts.raise_run(
-                rt, sub.id, Source.CRON, payload, tenant_id=sub.schedule_tenant_id, claim=claim
-            )
-        except (NotFound, Conflict) as exc:  # deleted or disabled since it was read
-            log.info("subscription=%s schedule not fired: %s", sub.id, exc.message)
-            continue
-        if started is not None:
-            fired += 1
-            log.info("subscription=%s fired its schedule due %s", sub.id, payload["scheduledFor"])
-    return fired
+    return rows, len(due) == FIRE_BATCH
+
+
+async def _fire(
+    rt: Runtime, session: AsyncSession, sub: Subscription, trigger: Trigger, now: datetime
+) -> dict[str, Any] | None:
+    """Move the subscription on to its next tick and return the run of this one; None if
+    another process fired it first or the run cannot be made (the tick is skipped, and said so)."""
+    due = sub.next_fire_at
+    values: dict[str, Any]
+    try:
+        assert sub.schedule_cron is not None and sub.schedule_timezone is not None
+        values = {"next_fire_at": next_tick(sub.schedule_cron, sub.schedule_timezone, now)}
+    except Exception:  # e.g. a time zone the system's tz database has since dropped
+        log.exception("subscription=%s: its schedule cannot be stepped; pausing it", sub.id)
+        values = {"next_fire_at": None, "schedule_paused": True}
+    claim = (
+        update(Subscription)
+        .where(col(Subscription.id) == sub.id, col(Subscription.next_fire_at) == due)
+        .values(**values)
+    )
+    if (await (await session.connection()).execute(claim)).rowcount != 1:
+        return None  # another process fired this tick (SQLite: it read the row before us)
+    if values["next_fire_at"] is None:
+        return None
+    payload = {"schedule": sub.schedule_name or "custom", "scheduledFor": timestamp(due)}
+    origin = starts.Origin(Source.CRON, sub.schedule_tenant_id, None, None)
+    try:
+        return starts.run_row(rt, trigger, sub, payload, origin, now)
+    except Invalid as exc:  # the trigger's tenantIdPath finds no usable tenant in the payload
+        log.warning("subscription=%s tick %s skipped: %s", sub.id, payload["scheduledFor"], exc.message)
+        return None

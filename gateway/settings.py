@@ -62,8 +62,10 @@ class Settings:
     # (it sends back the X-Invocation-Id header it was delivered). 0: none; the rest are
     # recorded as SUPPRESSED.
     max_trigger_depth: int = 0
-    # Most triggers one debounced run carries; the rest go into the run after it.
+    # Most triggers one debounced run carries, and most bytes of their payloads and headers
+    # (a first trigger goes whatever its size); the rest go into the run after it.
     max_bundle: int = 100
+    max_bundle_bytes: int = 4 * 1024 * 1024
     bootstrap_client_id: str = ""
     bootstrap_client_secret: str = ""
     triggers_file: str = ""
@@ -138,6 +140,8 @@ class Settings:
             raise SettingsError("GATEWAY_MAX_TRIGGER_DEPTH must be 0 (no triggers from deliveries) or more")
         if not 1 <= self.max_bundle <= 1000:
             raise SettingsError("GATEWAY_MAX_BUNDLE must be from 1 to 1000 triggers")
+        if self.max_bundle_bytes < 1024:
+            raise SettingsError("GATEWAY_MAX_BUNDLE_BYTES must be at least 1024")
         for name in ("callback_failure_limit", "token_failure_limit", "token_address_failure_limit"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be 0 (no limit) or more failures")

@@ -11,11 +11,11 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 import jsonpath
-from sqlalchemy import Update, insert
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from gateway import invocations, jsonschemas, runs
+from gateway import jsonschemas, runs
 from gateway.errors import Conflict, Invalid, NotFound
 from gateway.jsonpath_filter import compile_filter
 from gateway.models import (
@@ -29,7 +29,7 @@ from gateway.models import (
     utcnow,
 )
 from gateway.queue import DispatchJob
-from gateway.runtime import Runtime
+from gateway.runtime import Runtime, best_effort
 from gateway.schemas import parse_deadline
 
 
@@ -60,7 +60,7 @@ async def start(
         if option is not None and option not in (trigger.options or []):
             offered = ", ".join(trigger.options or []) or "none"
             raise Invalid(f"trigger {trigger_id!r} has no option {option!r}; its options: {offered}")
-        raised = Raised(
+        origin = Origin(
             Source.API,
             tenant_id if tenant_id is not None else tenant_of(trigger, input),
             option,
@@ -69,7 +69,7 @@ async def start(
         subscriptions = await _subscriptions_for(session, trigger, test, subscription_ids)
         now = utcnow()
         rows = [
-            _row(rt, trigger, sub, input, content_json, raised, now, test=test)
+            _row(rt, trigger, sub, input, content_json, origin, now, test=test)
             for sub in subscriptions
             if _matches(sub, input, option)
         ]
@@ -78,7 +78,7 @@ async def start(
             # times as long, and nothing here reads them back.
             await (await session.connection()).execute(insert(Invocation), rows)
             await session.commit()
-    await _queue(rt, rows)
+    await queue(rt, rows)
     return [Started(row["id"], trigger.id, content_json) for row in rows]
 
 
@@ -90,16 +90,11 @@ async def raise_run(
     *,
     headers: dict[str, str] | None = None,
     tenant_id: str | None = None,
-    claim: Update | None = None,
-) -> Started | None:
-    """One invocation for one subscription, raised by a webhook, a schedule or a manual run:
-    no filter or option applies. With ``claim``, it is recorded only if that UPDATE (in the
-    same transaction) changes a row; otherwise nothing is, and None is returned."""
+    caused_by: str | None = None,
+) -> Started:
+    """One invocation for one subscription, raised by a webhook or a manual run: no filter
+    or option applies."""
     async with rt.sessions() as session:
-        if claim is not None:
-            claimed = await (await session.connection()).execute(claim)
-            if claimed.rowcount != 1:
-                return None
         target = (
             await session.execute(
                 select(Subscription, Trigger)
@@ -112,17 +107,27 @@ async def raise_run(
         sub, trigger = target
         if not sub.enabled:
             raise Conflict(f"subscription {subscription_id} is disabled; enable it first (PATCH /enabled)")
-        # The body a subscriber gets is a JSON object: other payloads arrive under "body".
-        input = payload if isinstance(payload, dict) else {} if payload is None else {"body": payload}
-        tenant = tenant_id if tenant_id is not None else tenant_of(trigger, input)
-        row = _row(rt, trigger, sub, input, {}, Raised(source, tenant, None, None, headers), utcnow())
+        origin = Origin(source, tenant_id, None, await _chain(session, caused_by), headers)
+        row = run_row(rt, trigger, sub, payload, origin, utcnow())
         await (await session.connection()).execute(insert(Invocation), [row])
         await session.commit()
-    await _queue(rt, [row])
+    await queue(rt, [row])
     return Started(row["id"], trigger.id, {})
 
 
-class Raised(NamedTuple):
+def run_row(
+    rt: Runtime, trigger: Trigger, sub: Subscription, payload: Any, origin: Origin, now: datetime
+) -> dict[str, Any]:
+    """The invocation of a run of one subscription (webhook, cron, manual). Its tenant, if
+    not given, is what the trigger's tenantIdPath finds in the payload."""
+    # The body a subscriber gets is a JSON object: other payloads arrive under "body".
+    input = payload if isinstance(payload, dict) else {} if payload is None else {"body": payload}
+    if origin.tenant_id is None:
+        origin = origin._replace(tenant_id=tenant_of(trigger, input))
+    return _row(rt, trigger, sub, input, {}, origin, now)
+
+
+class Origin(NamedTuple):
     """How and for whom a trigger was raised: the same for all its invocations."""
 
     source: Source
@@ -139,7 +144,7 @@ def _row(
     sub: Subscription,
     input: dict[str, Any],
     content_json: dict[str, Any],
-    raised: Raised,
+    origin: Origin,
     now: datetime,
     *,
     test: bool = False,
@@ -159,13 +164,13 @@ def _row(
         "created": now,
         "deadline": now + parse_deadline(sub.response_deadline),
         "queued_at": now,
-        "source": raised.source,
-        "tenant_id": raised.tenant_id,
-        "option": raised.option,
-        "headers": raised.headers,
-        "chain": raised.chain,
+        "source": origin.source,
+        "tenant_id": origin.tenant_id,
+        "option": origin.option,
+        "headers": origin.headers,
+        "chain": origin.chain,
     }
-    chain, limit = raised.chain or [], rt.settings.max_trigger_depth
+    chain, limit = origin.chain or [], rt.settings.max_trigger_depth
     if len(chain) > limit:
         row["status"] = Status.SUPPRESSED
         row["completed"] = now
@@ -178,14 +183,14 @@ def _row(
     return row
 
 
-async def _queue(rt: Runtime, rows: Sequence[dict[str, Any]]) -> None:
+async def queue(rt: Runtime, rows: Sequence[dict[str, Any]]) -> None:
     """After the commit: deliver what is pending, and start runs for what now waits."""
     pending = [DispatchJob(row["id"]) for row in rows if row["status"] == Status.PENDING]
-    await invocations.best_effort("queueing deliveries", rt.queue.enqueue(pending))
+    await best_effort("queueing deliveries", rt.queue.enqueue(pending))
     waiting = [
         runs.Lane(row["subscription_id"], row["tenant_id"]) for row in rows if row["status"] == Status.WAITING
     ]
-    await invocations.best_effort("starting runs", runs.promote_after(rt, waiting))
+    await runs.promote_after(rt, waiting)
 
 
 def tenant_of(trigger: Trigger, input: dict[str, Any]) -> str | None:
@@ -214,7 +219,7 @@ async def _chain(session: AsyncSession, caused_by: str | None) -> list[str] | No
 
 
 class Started(NamedTuple):
-    """What the producer is told of each invocation it raised."""
+    """What the producer is told of each invocation it origin."""
 
     id: str
     trigger_id: str

@@ -238,6 +238,9 @@ async def _change(
     if checked_url != current.url:
         await rt.targets.check_url(checked_url)
     async with rt.sessions() as session:
+        # The trigger's lock first, as a trigger's change takes it before its subscriptions'
+        # rows: the options and schedules checked here cannot be removed meanwhile.
+        trigger = await _lock_trigger(session, current.trigger_id)
         sub, trigger_name = await _locked(session, subscription_id)
         spec = new_spec(sub, trigger_name)
         if spec.httpConfig.url not in (sub.url, checked_url):
@@ -246,9 +249,6 @@ async def _change(
             raise Conflict("the subscription changed while its new URL was checked; send the patch again")
         if spec.triggerId is not None and spec.triggerId != sub.trigger_id:
             raise Invalid("triggerId cannot change; delete this subscription and create another")
-        trigger = await session.get(Trigger, sub.trigger_id)
-        if trigger is None:
-            raise Conflict(f"the trigger {sub.trigger_id!r} of this subscription was deleted")
         _apply(rt, sub, spec, trigger)
         await session.commit()
     return sub, trigger_name

@@ -12,20 +12,22 @@ from gateway.runtime import Runtime
 log = logging.getLogger("gateway.sweep")
 
 
+STEPS = (schedules.fire_due, invocations.expire_due, invocations.requeue_due, runs.promote_due)
+
+
 async def sweep_once(rt: Runtime) -> None:
-    await schedules.fire_due(rt)
-    await invocations.expire_due(rt)
-    await invocations.requeue_due(rt)
-    await runs.promote_due(rt)
+    # Each step on its own: one that fails (say, on a row it cannot handle) must not stop
+    # the others, which are what keep deadlines and deliveries moving.
+    for step in STEPS:
+        try:
+            await step(rt)
+        except Exception:
+            log.exception(
+                "sweep: %s failed; it runs again in %.1f s", step.__name__, rt.settings.sweep_interval
+            )
 
 
 async def sweep_forever(rt: Runtime) -> None:
     while True:
-        try:
-            await sweep_once(rt)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # A database hiccup must not end the sweep: try again next round.
-            log.exception("sweep failed; retrying in %.1f s", rt.settings.sweep_interval)
+        await sweep_once(rt)
         await asyncio.sleep(rt.settings.sweep_interval)

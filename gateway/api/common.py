@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -14,19 +15,28 @@ from sqlmodel.sql.expression import SelectOfScalar
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway import clients, limits
+from gateway import clients, invocations, limits
 from gateway.api.errors import read_json
 from gateway.errors import Forbidden, Invalid, TooManyRequests, Unauthorized
 from gateway.query import Condition, QueryError, Sorter, parse_filters, parse_paging, parse_sorters
 from gateway.runtime import Runtime
 
 SCOPES = frozenset(clients.API_SCOPES)
+INVOCATION_ID = re.compile(r"[A-Za-z0-9\-]{1,64}")
 # On every answer that carries a secret: no cache may keep it.
 NO_STORE = {"Cache-Control": "no-store"}
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
+
+
+def caused_by(request: Request) -> str | None:
+    """The invocation whose delivery led the caller to make this request (the loop guard)."""
+    value = request.headers.get(invocations.INVOCATION_HEADER)
+    if value is not None and not INVOCATION_ID.fullmatch(value):
+        raise Invalid(f"the {invocations.INVOCATION_HEADER} header must be an invocation id as delivered")
+    return value
 
 
 def runtime(request: Request) -> Runtime:

@@ -6,16 +6,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway import webhooks
-from gateway.api.common import runtime
+from gateway.api.common import caused_by, runtime
 
 
 async def receive_webhook(request: Request) -> Response:
+    rt = runtime(request)
+    subscription_id = await webhooks.subscription_of(rt, request.path_params["token"])
     started = await webhooks.receive(
-        runtime(request),
-        request.path_params["token"],
+        rt,
+        subscription_id,
         await request.body(),
         request.headers.get("content-type", ""),
         request.headers.items(),
+        caused_by(request),
     )
     # Recorded (committed) before this answer; the delivery follows on its own.
     return JSONResponse({"id": started.id}, status_code=202)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 
 from sqlmodel import select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway import invocations, limits, starts
-from gateway.api.common import body, list_query, requires, run_list, runtime, total_header
+from gateway.api.common import body, caused_by, list_query, requires, run_list, runtime, total_header
 from gateway.errors import Forbidden, Invalid, NotFound, TooManyRequests
 from gateway.models import Invocation, Status
 from gateway.runtime import Runtime
@@ -24,7 +23,6 @@ from gateway.schemas import (
 )
 
 MAX_WAIT_SECONDS = 30
-ID_PATTERN = re.compile(r"[A-Za-z0-9\-]{1,64}")
 FILTERABLE = {
     "triggerId": frozenset({"eq", "in"}),
     "subscriptionId": frozenset({"eq", "in"}),
@@ -71,14 +69,6 @@ async def start_invocation(request: Request) -> Response:
         caused_by=caused_by(request),
     )
     return _invocations_response(rt, created)
-
-
-def caused_by(request: Request) -> str | None:
-    """The invocation whose delivery led the caller to make this request (the loop guard)."""
-    value = request.headers.get(invocations.INVOCATION_HEADER)
-    if value is not None and not ID_PATTERN.fullmatch(value):
-        raise Invalid(f"the {invocations.INVOCATION_HEADER} header must be an invocation id as delivered")
-    return value
 
 
 @requires("triggers:manage")

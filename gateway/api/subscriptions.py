@@ -9,7 +9,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway import starts, subscriptions, webhooks
-from gateway.api.common import NO_STORE, body, list_query, requires, run_list, runtime, total_header
+from gateway.api.common import (
+    NO_STORE,
+    body,
+    caused_by,
+    list_query,
+    requires,
+    run_list,
+    runtime,
+    total_header,
+)
 from gateway.api.errors import read_json
 from gateway.jsonpath_filter import validate_filter
 from gateway.models import Source, Subscription, Trigger
@@ -96,9 +105,13 @@ async def run_subscription(request: Request) -> Response:
     spec = await body(request, RunIn) if await request.body() else RunIn()
     rt = runtime(request)
     started = await starts.raise_run(
-        rt, request.path_params["id"], Source.MANUAL, spec.payload, tenant_id=spec.tenantId
+        rt,
+        request.path_params["id"],
+        Source.MANUAL,
+        spec.payload,
+        tenant_id=spec.tenantId,
+        caused_by=caused_by(request),
     )
-    assert started is not None  # only a claim can make raise_run record nothing
     return JSONResponse(invocation_out(started, rt.keys.callback_secret(started.id)), status_code=202)
 
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
 from starlette.responses import JSONResponse, Response
 
+from tests.conftest import start_gateway
 from tests.gateway_client import GatewayClient
 from tests.servers import Received, Subscriber, answer
+from tests.services import Store
 
 
 async def _statuses(gateway: GatewayClient, filters: str) -> list[dict[str, Any]]:
@@ -53,7 +56,12 @@ async def test_a_burst_during_a_slow_async_run_becomes_one_follow_up_run_in_arri
     assert [s["id"] for s in waiting] == burst
     await _quiet(subscriber, 1)
 
+    # A long-poll on a waiting trigger ends when a run takes it, and names the run.
+    poll = asyncio.create_task(gateway.status(burst[5], wait=10))
     await _complete(gateway, run1, {"cursor": "after-0"})
+    async with asyncio.timeout(3):
+        bundled = await poll
+    assert (bundled["status"], bundled["runId"]) == ("BUNDLED", burst[0])
     received = await subscriber.wait_for(2)
     run2 = received[1].body["_metadata"]
     assert [t["payload"]["n"] for t in run2["runTriggers"]] == list(range(1, 21))
@@ -111,7 +119,7 @@ async def test_cron_triggers_arriving_during_a_run_go_into_their_own_run_first(
     run3 = received[2].body["_metadata"]
     assert [t["invocationId"] for t in run3["runTriggers"]] == api
     assert run3["lastRun"]["output"] == {"done": 1}
-    del first
+    assert (await gateway.status(first["id"]))["status"] == "COMPLETED"
 
 
 async def _set_schedule(gateway: GatewayClient, subscription_id: str, schedule: dict[str, Any]) -> None:
@@ -159,6 +167,13 @@ async def test_each_run_sees_the_last_run_of_its_subscription_and_tenant(
 
     await gateway.create_trigger("t:pull")
     sub = await gateway.subscribe("t:pull", subscriber.endpoint("pull", pull), "SYNC", debounce=True)
+    # A test invocation is not a run: the first run still starts from nothing.
+    tested = await gateway.http.post(
+        "/beta/trigger-invocations/test", json={"triggerId": "t:pull", "input": {}, "contentJson": {}}
+    )
+    assert tested.status_code == 200, tested.text
+    assert (await gateway.final_status(tested.json()[0]["id"]))["status"] == "COMPLETED"
+    subscriber.received.clear()
     outputs = []
     for payload in ({}, {}, {"fail": True}, {}):
         response = await gateway.http.post(
@@ -185,3 +200,37 @@ async def test_each_run_sees_the_last_run_of_its_subscription_and_tenant(
     )
     status = await gateway.final_status(other.json()["id"])
     assert status["completeInvocationInput"]["output"] == {"cursor": 1}
+
+
+async def test_runs_that_time_out_pass_on_and_big_backlogs_go_in_bounded_bundles(
+    store: Store, subscriber: Subscriber
+) -> None:
+    async with start_gateway(store, max_bundle=3) as gateway:
+        await gateway.create_trigger("t:backlog", tenantIdPath="$.shop")
+        sub = await gateway.subscribe(
+            "t:backlog",
+            subscriber.endpoint("async", answer(200, {})),
+            "ASYNC",
+            debounce=True,
+            responseDeadline="PT1S",  # nobody calls back: every run times out
+        )
+        hook = (await gateway.http.post(f"/beta/trigger-subscriptions/{sub['id']}/webhook")).json()["url"]
+        await gateway.start("t:backlog", {"shop": "acme", "n": 0})
+        await subscriber.wait_for(1)
+        waiting = []
+        async with httpx.AsyncClient() as sender:
+            for n in range(1, 6):
+                if n % 2:
+                    response = await sender.post(hook, json={"shop": "acme", "n": n})
+                    assert response.status_code == 202, response.text
+                    waiting.append(response.json()["id"])
+                else:
+                    waiting.append((await gateway.start("t:backlog", {"shop": "acme", "n": n}))[0]["id"])
+        received = await subscriber.wait_for(3, within=8)
+        run2, run3 = (r.body["_metadata"] for r in received[1:])
+        assert [t["invocationId"] for t in run2["runTriggers"]] == waiting[:3]
+        assert [t["source"] for t in run2["runTriggers"]] == ["webhook", "api", "webhook"]
+        assert [t["invocationId"] for t in run3["runTriggers"]] == waiting[3:]
+        assert run2["lastRun"]["phase"] == run3["lastRun"]["phase"] == "timedOut"
+        assert run2["lastRun"]["output"] is None
+        assert run2["tenantId"] == "acme"

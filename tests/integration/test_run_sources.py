@@ -111,6 +111,7 @@ async def test_a_webhook_records_payload_and_headers_without_credentials(
                 "authorization": "Bearer third-party-secret",
                 "x-api-key": "key-123",
                 "x-hub-signature-256": "sha256=abc",
+                "x-shopify-hmac-sha256": "hmac-456",
                 "x-github-event": "push",
             },
         )
@@ -120,7 +121,7 @@ async def test_a_webhook_records_payload_and_headers_without_credentials(
     assert status["headers"]["x-github-event"] == "push"
     assert status["headers"]["content-type"] == "application/json"
     recorded = str(status)
-    for secret in ("third-party-secret", "key-123", "sha256=abc"):
+    for secret in ("third-party-secret", "key-123", "sha256=abc", "hmac-456"):
         assert secret not in recorded
     [delivery] = await subscriber.wait_for(1)
     assert delivery.body["event"] == "order.created"
@@ -250,6 +251,18 @@ async def test_a_start_caused_by_a_delivery_is_suppressed_with_its_chain(
     assert status["status"] == "SUPPRESSED"
     assert status["chain"] == [first["id"]]
     assert first["id"] in status["completeInvocationInput"]["localizedError"]["message"]
+    # So is a manual run or a webhook call that the subscriber's action made.
+    sub_id = (await gateway.status(first["id"]))["subscriptionId"]
+    echo = {"x-invocation-id": first["id"]}
+    manual = await gateway.http.post(f"/beta/trigger-subscriptions/{sub_id}/run", headers=echo)
+    assert manual.status_code == 202, manual.text
+    hook = (await gateway.http.post(f"/beta/trigger-subscriptions/{sub_id}/webhook")).json()["url"]
+    async with httpx.AsyncClient() as sender:
+        webhook = await sender.post(hook, json={"n": 3}, headers=echo)
+    assert webhook.status_code == 202, webhook.text
+    for invocation_id in (manual.json()["id"], webhook.json()["id"]):
+        status = await gateway.status(invocation_id)
+        assert (status["status"], status["chain"]) == ("SUPPRESSED", [first["id"]])
     assert len(subscriber.received) == 1
     bad = await gateway.http.post(
         "/beta/trigger-invocations/start",

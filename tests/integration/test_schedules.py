@@ -102,6 +102,7 @@ async def test_paused_by_default_then_resumed_then_paused(
     pause = [{"op": "replace", "path": "/schedule/paused", "value": True}]
     paused = await gateway.http.patch(f"/beta/trigger-subscriptions/{sub['id']}", json=pause)
     assert paused.status_code == 200
+    await asyncio.sleep(0.5)  # a tick fired just before the pause may still be on its way
     count = len(subscriber.received)
     await asyncio.sleep(2.5)
     assert len(subscriber.received) == count
@@ -157,8 +158,11 @@ async def test_a_gateway_down_across_three_ticks_fires_one_catch_up_run(
     restarted = time.time()  # ticks from here on are due while it runs (or is starting)
     async with start_gateway(store) as gateway:
         await subscriber.wait_for(before + 2, within=8)
-        missed = [s for arrived, s in _arrivals(subscriber)[before:] if s.timestamp() < restarted]
-        assert len(missed) == 1, f"missed ticks fired {len(missed)} times: {missed}"
-        assert stopped < missed[0].timestamp()
+        ticks = [s for _, s in _arrivals(subscriber)]
+        assert len(ticks) == len(set(ticks)), f"a tick fired twice: {ticks}"
+        # A tick fired as it was stopping may arrive only now (delivered at least once); of
+        # the ticks due while it was down, one fires.
+        missed = [s for s in ticks[before:] if stopped < s.timestamp() < restarted]
+        assert len(missed) == 1, f"the missed ticks fired {len(missed)} times: {missed}"
         caught_up = (await gateway.http.get(f"/beta/trigger-subscriptions/{sub['id']}")).json()
         assert datetime.fromisoformat(caught_up["schedule"]["nextRunAt"]).timestamp() > restarted
