@@ -22,7 +22,7 @@ TITLES = {
         "the sum over the gateway's processes)"
     ),
     "slow": "5. Slow subscribers (deliveries that never get an answer, beside healthy SYNC traffic)",
-    "schedules": "6. Schedules (subscriptions each on a cron of every second, fired by the sweep)",
+    "schedules": "6. Schedules (subscriptions each on a cron of every second; ms are from the tick)",
 }
 
 

@@ -3,7 +3,7 @@
 | | embedded (no GATEWAY_REDIS_URL) | distributed |
 |---|---|---|
 | queue | in-process workers in `serve` | arq on Redis, drained by `gateway worker` |
-| sweep | in `serve` | in every `gateway worker` |
+| sweep and schedules | in `serve` | in every `gateway worker` |
 | long-poll wake-ups | in-process | published on Redis |
 | rate limits and lockouts | in-process | on Redis, shared by every API process |
 """
@@ -19,7 +19,7 @@ from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway import arq_queue, db, invocations, targets, triggers
+from gateway import arq_queue, db, invocations, schedules, targets, triggers
 from gateway.clients import ensure_bootstrap_client
 from gateway.dispatch import create_client
 from gateway.limits import Limiter, MemoryLimiter, RedisLimiter
@@ -68,8 +68,9 @@ async def open_runtime(settings: Settings, role: Role) -> AsyncIterator[Runtime]
             await queue.start(lambda invocation_id: invocations.dispatch_one(rt, invocation_id))
             stack.push_async_callback(queue.stop)
         if role == "worker" or not settings.redis_url:
-            sweeper = asyncio.create_task(sweep_forever(rt), name="sweep")
-            stack.push_async_callback(_cancel, sweeper)
+            for loop, name in ((sweep_forever, "sweep"), (schedules.fire_forever, "schedules")):
+                task = asyncio.create_task(loop(rt), name=name)
+                stack.push_async_callback(_cancel, task)
         yield rt
 
 

@@ -9,11 +9,12 @@ the work rather than queue behind each other's locks.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import func, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -30,6 +31,30 @@ log = logging.getLogger("gateway.schedules")
 # the next sweep, so the sweep's other work is not starved).
 FIRE_BATCH = 100
 MAX_BATCHES = 50
+MIN_WAIT = 0.01
+
+
+async def fire_forever(rt: Runtime) -> None:
+    """Fire due ticks, sleeping until the next one: on time, not at the sweep's phase. The
+    sleep is at most the sweep interval, so a schedule saved meanwhile is seen that soon."""
+    while True:
+        try:
+            await fire_due(rt)
+            wait = await _seconds_to_next_tick(rt)
+        except Exception:
+            log.exception("firing schedules failed; trying again in %.1f s", rt.settings.sweep_interval)
+            wait = rt.settings.sweep_interval
+        await asyncio.sleep(min(wait, rt.settings.sweep_interval))
+
+
+async def _seconds_to_next_tick(rt: Runtime) -> float:
+    query = select(func.min(col(Subscription.next_fire_at))).where(col(Subscription.enabled))
+    async with rt.sessions() as session:
+        tick = (await session.execute(query)).scalar_one_or_none()
+    if tick is None:
+        return rt.settings.sweep_interval
+    # A floor: a tick still due now is being fired by another process (its rows are locked).
+    return max(MIN_WAIT, (tick - utcnow()).total_seconds())
 
 
 async def fire_due(rt: Runtime) -> int:

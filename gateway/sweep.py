@@ -1,18 +1,19 @@
 """The sweep: the database, not a queue, decides what is due. Runs every few hundred ms:
-schedules fire, deadlines pass, lost deliveries are queued again, waiting runs start."""
+deadlines pass, lost deliveries are queued again, waiting runs start."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
-from gateway import invocations, runs, schedules
+from gateway import invocations, runs
 from gateway.runtime import Runtime
 
 log = logging.getLogger("gateway.sweep")
 
 
-STEPS = (schedules.fire_due, invocations.expire_due, invocations.requeue_due, runs.promote_due)
+# Schedules have a loop of their own, which wakes at the next tick (schedules.fire_forever).
+STEPS = (invocations.expire_due, invocations.requeue_due, runs.promote_due)
 
 
 async def sweep_once(rt: Runtime) -> None:
