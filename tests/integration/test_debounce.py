@@ -4,12 +4,13 @@ the next run (cron triggers in their own run, first), and each run seeing the on
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import httpx
 from starlette.responses import JSONResponse, Response
 
-from tests.conftest import start_gateway
+from tests.conftest import open_store, start_gateway
 from tests.gateway_client import GatewayClient
 from tests.servers import Received, Subscriber, answer
 from tests.services import Store
@@ -234,3 +235,34 @@ async def test_runs_that_time_out_pass_on_and_big_backlogs_go_in_bounded_bundles
         assert run2["lastRun"]["phase"] == run3["lastRun"]["phase"] == "timedOut"
         assert run2["lastRun"]["output"] is None
         assert run2["tenantId"] == "acme"
+
+
+async def test_triggers_racing_through_two_api_processes_still_give_one_run_at_a_time(
+    tmp_path: Path, subscriber: Subscriber
+) -> None:
+    """Starts for one idle tenant arrive at once through two API processes, each with its own
+    connection pool on one PostgreSQL: one run starts, and everything else is bundled into the
+    next. (Embedded, one process has one SQLite connection, which serializes all of it.)"""
+    async with (
+        open_store("distributed", tmp_path) as store,
+        start_gateway(store) as first,
+        start_gateway(store, worker=False) as second,
+    ):
+        await first.create_trigger("t:race")
+        await first.subscribe("t:race", subscriber.endpoint("async", answer(200, {})), "ASYNC", debounce=True)
+        gateways = [first, second] * 10
+        started = await asyncio.gather(
+            *(gw.start("t:race", {"n": n}, tenantId="acme") for n, gw in enumerate(gateways))
+        )
+        ids = sorted(inv[0]["id"] for inv in started)
+        carried: list[str] = []
+        runs = 0
+        while len(carried) < len(ids):
+            runs += 1
+            run = (await subscriber.wait_for(runs))[-1]
+            await _quiet(subscriber, runs, 0.3)  # never a second run while this one is in flight
+            carried += [t["invocationId"] for t in run.body["_metadata"]["runTriggers"]]
+            await _complete(first, run, {"run": runs})
+        assert sorted(carried) == ids  # each trigger carried by exactly one run
+        assert runs <= 2, runs  # the first run, then one carrying all that arrived meanwhile
+        await _quiet(subscriber, runs, 0.5)
