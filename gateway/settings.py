@@ -52,6 +52,9 @@ class Settings:
     # and how many it may make at once on top of an idle budget.
     rate_limit: float = 300.0
     rate_burst: int = 600
+    # The same for each subscription's webhook URL, which takes calls without an access token.
+    webhook_rate_limit: float = 100.0
+    webhook_rate_burst: int = 200
     # Wrong secrets accepted per invocation's callback, per client id and per remote address
     # at POST /oauth/token, within failure_window seconds; then 429 until the window ends.
     callback_failure_limit: int = 10
@@ -136,6 +139,10 @@ class Settings:
             raise SettingsError("GATEWAY_RATE_LIMIT must be 0 (no limit) or more requests per second")
         if self.rate_limit > 0 and self.rate_burst < 1:
             raise SettingsError("GATEWAY_RATE_BURST must be at least 1 request")
+        if not math.isfinite(self.webhook_rate_limit) or self.webhook_rate_limit < 0:
+            raise SettingsError("GATEWAY_WEBHOOK_RATE_LIMIT must be 0 (no limit) or more requests per second")
+        if self.webhook_rate_limit > 0 and self.webhook_rate_burst < 1:
+            raise SettingsError("GATEWAY_WEBHOOK_RATE_BURST must be at least 1 request")
         if self.max_trigger_depth < 0:
             raise SettingsError("GATEWAY_MAX_TRIGGER_DEPTH must be 0 (no triggers from deliveries) or more")
         if not 1 <= self.max_bundle <= 1000:

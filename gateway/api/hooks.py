@@ -5,13 +5,21 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway import webhooks
+from gateway import limits, webhooks
 from gateway.api.common import caused_by, runtime
+from gateway.errors import TooManyRequests
 
 
 async def receive_webhook(request: Request) -> Response:
     rt = runtime(request)
     subscription_id = await webhooks.subscription_of(rt, request.path_params["token"])
+    # Anyone holding the URL may call it: a leaked one must not flood the database.
+    rate, burst = rt.settings.webhook_rate_limit, rt.settings.webhook_rate_burst
+    wait = await rt.limiter.throttle(limits.key("webhook", subscription_id), rate, burst)
+    if wait > 0:
+        raise TooManyRequests(
+            f"this webhook URL is over its rate limit ({rate:g} calls/s, bursts of {burst})", wait
+        )
     started = await webhooks.receive(
         rt,
         subscription_id,

@@ -294,3 +294,26 @@ async def _start_caused_by(gateway: GatewayClient, trigger_id: str, parent: str)
     assert response.status_code == 200, response.text
     invocation_id: str = response.json()[0]["id"]
     return invocation_id
+
+
+async def test_each_webhook_url_has_its_own_rate_limit(store: Store, subscriber: Subscriber) -> None:
+    async with start_gateway(store, webhook_rate_limit=0.5, webhook_rate_burst=3) as gateway:
+        await gateway.create_trigger("t:flood", **FIRE_AND_FORGET)
+        urls = []
+        for name in ("a", "b"):
+            sub = await gateway.subscribe("t:flood", subscriber.endpoint(name, answer(200, {})))
+            urls.append(
+                (await gateway.http.post(f"/beta/trigger-subscriptions/{sub['id']}/webhook")).json()["url"]
+            )
+        async with httpx.AsyncClient() as sender:
+            statuses = [(await sender.post(urls[0], json={"n": n})).status_code for n in range(4)]
+            assert statuses == [202, 202, 202, 429]
+            refused = await sender.post(urls[0], json={})
+            assert refused.status_code == 429
+            assert int(refused.headers["retry-after"]) >= 1
+            assert "rate limit" in refused.json()["messages"][0]["text"]
+            assert (await sender.post(urls[1], json={})).status_code == 202  # another URL, another budget
+        listed = await gateway.http.get(
+            "/beta/trigger-invocations/status", params={"filters": 'source eq "webhook"', "count": "true"}
+        )
+        assert listed.headers["x-total-count"] == "4"  # refused calls record nothing

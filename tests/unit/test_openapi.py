@@ -726,9 +726,12 @@ async def test_deliveries_carry_the_documented_metadata_and_headers(
     for name, parameter in parameters.items():
         errors = schema_errors(doc, parameter["schema"], delivery.headers[name])
         assert not errors, f"header {name}: {errors}"
-    # The header a subscriber sends back is the one startInvocation documents.
-    (guard,) = [
-        p for p in doc["paths"]["/trigger-invocations/start"]["post"]["parameters"] if p["in"] == "header"
-    ]
-    assert guard["name"].lower() == invocations.INVOCATION_HEADER in parameters
-    assert not schema_errors(doc, guard["schema"], delivery.headers[invocations.INVOCATION_HEADER])
+    # The header a subscriber sends back is the one start, manual runs and webhooks document.
+    for path in ("/trigger-invocations/start", "/trigger-subscriptions/{id}/run", "/hooks/{token}"):
+        (guard,) = [
+            p
+            for p in (deref(doc, p) for p in doc["paths"][path]["post"]["parameters"])
+            if p["in"] == "header"
+        ]
+        assert guard["name"].lower() == invocations.INVOCATION_HEADER in parameters, path
+        assert not schema_errors(doc, guard["schema"], delivery.headers[invocations.INVOCATION_HEADER])
