@@ -66,7 +66,7 @@ async def open_runtime(settings: Settings, role: Role) -> AsyncIterator[Runtime]
         stack.push_async_callback(notifier.stop)
         if isinstance(queue, InProcessQueue):
             await queue.start(lambda invocation_id: invocations.dispatch_one(rt, invocation_id))
-            stack.push_async_callback(queue.stop)
+            stack.push_async_callback(queue.stop, settings.stop_grace)
         if role == "worker" or not settings.redis_url:
             for loop, name in ((sweep_forever, "sweep"), (schedules.fire_forever, "schedules")):
                 task = asyncio.create_task(loop(rt), name=name)

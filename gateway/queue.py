@@ -38,6 +38,8 @@ class InProcessQueue:
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._waiting: set[str] = set()
         self._workers: list[asyncio.Task[None]] = []
+        self._busy: set[asyncio.Task[None]] = set()  # workers in the middle of a delivery
+        self._stopping = False
 
     async def enqueue(self, jobs: Iterable[DispatchJob]) -> None:
         for invocation_id, _ in jobs:
@@ -53,18 +55,31 @@ class InProcessQueue:
             asyncio.create_task(self._work(handler), name=f"dispatch-{i}") for i in range(self._concurrency)
         ]
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 0.0) -> None:
+        """Let the deliveries in flight finish and record their outcome, for at most
+        ``grace`` seconds; what is queued but not started stays PENDING for the sweep."""
+        self._stopping = True
+        for task in self._workers:
+            if task not in self._busy:
+                task.cancel()
+        if self._busy:
+            await asyncio.wait(set(self._busy), timeout=grace)
         for task in self._workers:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers = []
 
     async def _work(self, handler: Handler) -> None:
-        while True:
+        me = asyncio.current_task()
+        assert me is not None
+        while not self._stopping:
             invocation_id = await self._queue.get()
             self._waiting.discard(invocation_id)
+            self._busy.add(me)
             try:
                 await handler(invocation_id)
             except Exception:
                 # The invocation stays in the database; the sweep will retry it.
                 log.exception("dispatch of invocation %s failed", invocation_id)
+            finally:
+                self._busy.discard(me)

@@ -42,6 +42,11 @@ class Settings:
     # Deliveries in flight at once. A subscriber that never answers holds one until the time
     # limit, so this is set well above how many may hang at once (each costs a socket).
     dispatch_concurrency: int = 4096
+    # How long a stop waits for the deliveries in flight to end and record their outcome, in
+    # seconds (the time limit, and a little for recording); what is still running after it is
+    # cut off and delivered again after the restart. Keep it under the orchestrator's kill
+    # timeout (docker-compose.yml gives 15 s).
+    stop_grace: float = 12.0
     # How often the sweep looks for passed deadlines and stranded deliveries, in seconds.
     sweep_interval: float = 0.5
     # Access tokens are short-lived: a deleted or rotated client's tokens die within this.
@@ -143,6 +148,8 @@ class Settings:
             raise SettingsError("GATEWAY_WEBHOOK_RATE_LIMIT must be 0 (no limit) or more requests per second")
         if self.webhook_rate_limit > 0 and self.webhook_rate_burst < 1:
             raise SettingsError("GATEWAY_WEBHOOK_RATE_BURST must be at least 1 request")
+        if not math.isfinite(self.stop_grace) or self.stop_grace < 0:
+            raise SettingsError("GATEWAY_STOP_GRACE must be 0 (cut deliveries off at once) or more seconds")
         if self.max_trigger_depth < 0:
             raise SettingsError("GATEWAY_MAX_TRIGGER_DEPTH must be 0 (no triggers from deliveries) or more")
         if not 1 <= self.max_bundle <= 1000:

@@ -55,7 +55,11 @@ class Deliveries:
         finally:
             self._slots.release()
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float) -> None:
+        """Let the deliveries in flight finish and record their outcome, for at most
+        ``grace`` seconds; cancel what is left (the sweep delivers those again)."""
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=grace)
         for task in self._running:
             task.cancel()
         await asyncio.gather(*self._running, return_exceptions=True)
@@ -82,7 +86,7 @@ def create_worker(settings: Settings) -> Worker:
         rt = await stack.enter_async_context(open_runtime(settings, "worker"))
         ctx["runtime"] = rt
         ctx["deliveries"] = deliveries = Deliveries(rt, settings.dispatch_concurrency)
-        stack.push_async_callback(deliveries.stop)  # before the runtime closes
+        stack.push_async_callback(deliveries.stop, settings.stop_grace)  # before the runtime closes
         log.info("worker ready on queue %r", settings.queue_name)
 
     async def shutdown(ctx: dict[str, Any]) -> None:

@@ -188,7 +188,8 @@ async def test_callback_secret_survives_a_restart(store: Store, subscriber: Subs
 async def test_delivery_cut_off_by_a_stop_is_retried_after_restart(
     store: Store, subscriber: Subscriber
 ) -> None:
-    async with start_gateway(store) as gateway:
+    # No grace: the stop cuts the delivery off, as a crash would.
+    async with start_gateway(store, stop_grace=0) as gateway:
         await gateway.create_trigger()
         url = subscriber.endpoint("flaky", hang(30))
         await gateway.subscribe("test:approver", url, "SYNC")
