@@ -120,7 +120,7 @@ async def test_paused_by_default_then_resumed_then_paused(
     assert status["startInvocationInput"]["input"]["schedule"] == "every second"
 
 
-async def test_each_tick_fires_once_on_time_with_two_processes_sweeping(
+async def test_each_tick_fires_once_on_time_with_two_processes_scheduling(
     store: Store, subscriber: Subscriber
 ) -> None:
     async with AsyncExitStack() as stack:
