@@ -14,7 +14,7 @@ import isodate
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from gateway import jsonutil
-from gateway.models import ApiClient, Invocation, Status, Subscription, Trigger, TriggerType
+from gateway.models import ANY_OPTION, ApiClient, Invocation, Status, Subscription, Trigger, TriggerType
 
 Name = Field(min_length=1, max_length=255)
 JsonObject = dict[str, Any]
@@ -126,7 +126,9 @@ class SubscriptionIn(WireModel):
     filter: str | None = Field(default=None, max_length=4096)
     httpConfig: HttpConfig
     # Extensions: the trigger options wanted, per-tenant debounce, a schedule.
-    options: list[OptionName] = Field(default_factory=lambda: ["ANY"], min_length=1, max_length=MAX_OPTIONS)
+    options: list[OptionName] = Field(
+        default_factory=lambda: [ANY_OPTION], min_length=1, max_length=MAX_OPTIONS
+    )
     debounce: bool = False
     schedule: ScheduleIn | None = None
 
@@ -242,7 +244,7 @@ def subscription_out(sub: Subscription, trigger_name: str | None) -> JsonObject:
         "responseDeadline": sub.response_deadline,
         "filter": sub.filter,
         "httpConfig": http_config,
-        "options": sub.options or ["ANY"],
+        "options": sub.options or [ANY_OPTION],
         "debounce": sub.debounce,
         "schedule": _schedule_out(sub),
         # The webhook URL itself is shown only when it is issued.

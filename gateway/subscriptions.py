@@ -13,7 +13,7 @@ from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from gateway import cron, signing
+from gateway import cron, signing, triggers
 from gateway.errors import Conflict, Invalid, NotFound, describe_validation_error
 from gateway.jsonpath_filter import FilterSyntaxError, compile_filter
 from gateway.models import ANY_OPTION, AuthType, Subscription, Trigger, TriggerType, utcnow
@@ -60,10 +60,8 @@ async def create(rt: Runtime, spec: SubscriptionIn) -> tuple[Subscription, str, 
 
 
 async def _lock_trigger(session: AsyncSession, trigger_id: str) -> Trigger:
-    # A no-op write takes the trigger's row lock (SQLite: the write lock), so two concurrent
-    # subscribes cannot both pass the count check.
-    await session.execute(update(Trigger).where(col(Trigger.id) == trigger_id).values(id=trigger_id))
-    trigger = await session.get(Trigger, trigger_id)
+    # The trigger's row lock, so two concurrent subscribes cannot both pass the count check.
+    trigger = await triggers.lock(session, trigger_id)
     if trigger is None:
         raise Invalid(f"trigger {trigger_id!r} does not exist; GET /triggers lists the triggers")
     return trigger

@@ -113,7 +113,7 @@ async def create(sessions: Sessions, spec: TriggerIn) -> Trigger:
 async def replace(sessions: Sessions, spec: TriggerIn) -> Trigger:
     check(spec)
     async with sessions() as session:
-        trigger = await _locked(session, spec.id)
+        trigger = await lock(session, spec.id)
         if trigger is None:
             raise NotFound(f"trigger {spec.id!r} does not exist")
         if spec.type == TriggerType.REQUEST_RESPONSE and await _subscription_count(session, spec.id) > 1:
@@ -129,7 +129,7 @@ async def replace(sessions: Sessions, spec: TriggerIn) -> Trigger:
 
 async def delete(sessions: Sessions, trigger_id: str) -> None:
     async with sessions() as session:
-        trigger = await _locked(session, trigger_id)
+        trigger = await lock(session, trigger_id)
         if trigger is None:
             raise NotFound(f"trigger {trigger_id!r} does not exist")
         count = await _subscription_count(session, trigger_id)
@@ -139,7 +139,7 @@ async def delete(sessions: Sessions, trigger_id: str) -> None:
         await session.commit()
 
 
-async def _locked(session: AsyncSession, trigger_id: str) -> Trigger | None:
+async def lock(session: AsyncSession, trigger_id: str) -> Trigger | None:
     """The trigger, holding its row lock until the transaction ends (a no-op write takes it),
     so subscribing and changing subscriptions wait for this change, and it for them."""
     await session.execute(update(Trigger).where(col(Trigger.id) == trigger_id).values(id=trigger_id))
