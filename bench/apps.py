@@ -20,8 +20,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.dispatch import Outbound, create_client
-from gateway.targets import TargetPolicy, parse_networks
+from gateway.adapters.outbound.http import Outbound, open_outbound
+from gateway.adapters.outbound.target_policy import TargetPolicy, parse_networks
 
 OUTPUT = {"approver": "ada", "reason": "benchmark"}
 # The callbacks an ASYNC delivery asks for are sent at most this many at a time.
@@ -124,7 +124,7 @@ def create_forwarder(target: str) -> Starlette:
 
     async def lifespan(app: Starlette) -> Any:
         policy = TargetPolicy(parse_networks("127.0.0.0/8"), require_https=False)
-        async with create_client(512, policy) as http:
+        async with open_outbound(512, policy) as http:
             client["http"] = http
             yield
 

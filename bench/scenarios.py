@@ -20,8 +20,8 @@ from sqlmodel import col, select
 
 from bench.load import closed_loop, percentile
 from bench.stack import Gateway, Store, run_gateway
-from gateway import db
-from gateway.models import Invocation, Status
+from gateway.adapters.database import engine as db
+from gateway.domain.model import Invocation, Status
 
 INPUT = {"requestedFor": "ed", "items": [{"role": "admin", "reason": "benchmark"}]}
 FANOUT_SUBSCRIPTIONS = 50  # the most a fire-and-forget trigger may have

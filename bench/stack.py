@@ -21,7 +21,7 @@ import aiohttp
 import asyncpg
 from redis.asyncio import Redis
 
-from gateway import db
+from gateway.adapters.database import engine as db
 
 # The test suite's servers, named by the same variables (README, Tests).
 POSTGRES = os.environ.get("GATEWAY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")

@@ -1,8 +1,9 @@
-"""Build a process's Runtime: the same pieces for `serve` and `worker`, wired per mode.
+"""The composition root: build a process's Runtime, the same pieces for `serve` and `worker`,
+wired per mode.
 
 | | embedded (no GATEWAY_REDIS_URL) | distributed |
 |---|---|---|
-| queue | in-process workers in `serve` | arq on Redis, drained by `gateway worker` |
+| queue | in-process deliveries in `serve` | arq on Redis, drained by `gateway worker` |
 | sweep and schedules | in `serve` | in every `gateway worker` |
 | long-poll wake-ups | in-process | published on Redis |
 | rate limits and lockouts | in-process | on Redis, shared by every API process |
@@ -17,18 +18,24 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Literal
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from gateway import arq_queue, db, invocations, schedules, targets, triggers
-from gateway.clients import ensure_bootstrap_client
-from gateway.dispatch import create_client
-from gateway.limits import Limiter, MemoryLimiter, RedisLimiter
-from gateway.notify import Notifier, RedisNotifier
-from gateway.queue import DispatchQueue, InProcessQueue
+from gateway.adapters.database import engine as database
+from gateway.adapters.limiter import Limiter
+from gateway.adapters.limiter.memory import MemoryLimiter
+from gateway.adapters.limiter.redis import RedisLimiter
+from gateway.adapters.notifier import Notifier
+from gateway.adapters.notifier.memory import LocalNotifier
+from gateway.adapters.notifier.redis import RedisNotifier
+from gateway.adapters.outbound.http import open_outbound
+from gateway.adapters.outbound.target_policy import TargetPolicy, parse_networks
+from gateway.adapters.queue import DispatchQueue
+from gateway.adapters.queue import redis as arq_queue
+from gateway.adapters.queue.memory import InProcessQueue
+from gateway.domain.keys import Keys
 from gateway.runtime import Runtime
-from gateway.security import Keys
 from gateway.settings import Settings
-from gateway.sweep import sweep_forever
+from gateway.usecases import api_clients, schedules, triggers
+from gateway.usecases.deliver import deliver
+from gateway.usecases.sweep import sweep_forever
 
 log = logging.getLogger("gateway")
 
@@ -38,13 +45,11 @@ Role = Literal["api", "worker"]
 @asynccontextmanager
 async def open_runtime(settings: Settings, role: Role) -> AsyncIterator[Runtime]:
     async with AsyncExitStack() as stack:
-        engine = db.create_engine(settings.database_url)
+        engine = database.create_engine(settings.database_url)
         stack.push_async_callback(engine.dispose)
-        sessions = await _prepare_database(engine, settings, role)
-        policy = targets.TargetPolicy(
-            targets.parse_networks(settings.allowed_target_networks), settings.require_https
-        )
-        http = create_client(settings.dispatch_concurrency, policy)
+        await database.prepare_schema(engine)
+        policy = TargetPolicy(parse_networks(settings.allowed_target_networks), settings.require_https)
+        http = open_outbound(settings.dispatch_concurrency, policy)
         stack.push_async_callback(http.aclose)
         queue: DispatchQueue
         notifier: Notifier
@@ -57,15 +62,16 @@ async def open_runtime(settings: Settings, role: Role) -> AsyncIterator[Runtime]
             limiter = RedisLimiter(redis, prefix=f"{settings.queue_name}:limits:")
         else:
             queue = InProcessQueue(settings.dispatch_concurrency)
-            notifier = Notifier()
+            notifier = LocalNotifier()
             limiter = MemoryLimiter()
-        rt = Runtime(
-            settings, sessions, Keys(settings.signing_keys), queue, notifier, http, limiter, targets=policy
-        )
+        sessions = database.sessionmaker(engine)
+        rt = Runtime(settings, sessions, Keys(settings.signing_keys), queue, notifier, http, limiter, policy)
+        if role == "api":
+            await _prepare_catalog(rt)
         await notifier.start()
         stack.push_async_callback(notifier.stop)
         if isinstance(queue, InProcessQueue):
-            await queue.start(lambda invocation_id: invocations.dispatch_one(rt, invocation_id))
+            await queue.start(lambda invocation_id: deliver(rt, invocation_id))
             stack.push_async_callback(queue.stop, settings.stop_grace)
         if role == "worker" or not settings.redis_url:
             for loop, name in ((sweep_forever, "sweep"), (schedules.fire_forever, "schedules")):
@@ -79,12 +85,8 @@ async def _cancel(task: asyncio.Task[None]) -> None:
     await asyncio.gather(task, return_exceptions=True)
 
 
-async def _prepare_database(engine: AsyncEngine, settings: Settings, role: Role) -> db.Sessions:
-    await db.prepare_schema(engine)
-    sessions = db.sessionmaker(engine)
-    if role == "api":
-        await ensure_bootstrap_client(sessions, settings)
-        if settings.triggers_file:
-            count = await triggers.load_catalog(sessions, Path(settings.triggers_file))
-            log.info("loaded %d trigger(s) from %s", count, settings.triggers_file)
-    return sessions
+async def _prepare_catalog(rt: Runtime) -> None:
+    await api_clients.ensure_bootstrap_client(rt)
+    if rt.settings.triggers_file:
+        count = await triggers.load_catalog(rt, Path(rt.settings.triggers_file))
+        log.info("loaded %d trigger(s) from %s", count, rt.settings.triggers_file)

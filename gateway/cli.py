@@ -10,8 +10,8 @@ import sys
 import uvicorn
 from sqlalchemy import make_url
 
-from gateway import db
-from gateway.app import create_app
+from gateway.adapters.database import engine as db
+from gateway.api.app import create_app
 from gateway.example_subscriber import create_example_subscriber
 from gateway.settings import Settings, SettingsError
 

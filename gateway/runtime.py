@@ -1,4 +1,6 @@
-"""Everything a use-case needs, built once per process."""
+"""Everything a use case needs, built once per process by bootstrap.open_runtime: the
+settings, the database, the keys, and the ports (queue, notifier, limiter, outbound HTTP)
+with the implementations of this process's mode."""
 
 from __future__ import annotations
 
@@ -6,14 +8,14 @@ import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
 
-from gateway.db import Sessions
-from gateway.dispatch import Outbound
-from gateway.limits import Limiter
-from gateway.notify import Notifier
-from gateway.queue import DispatchQueue
-from gateway.security import Keys
+from gateway.adapters.database.engine import Sessions
+from gateway.adapters.limiter import Limiter
+from gateway.adapters.notifier import Notifier
+from gateway.adapters.outbound.http import Outbound
+from gateway.adapters.outbound.target_policy import TargetPolicy
+from gateway.adapters.queue import DispatchQueue
+from gateway.domain.keys import Keys
 from gateway.settings import Settings
-from gateway.targets import TargetPolicy
 
 
 @dataclass

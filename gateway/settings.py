@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from gateway import targets
+from gateway.adapters.outbound.target_policy import parse_networks
 
 PREFIX = "GATEWAY_"
 MIN_KEY_LENGTH = 32
@@ -113,7 +113,7 @@ class Settings:
             raise SettingsError("GATEWAY_ROTATION_GRACE must be 0 or more seconds")
         self._check_limits()
         try:
-            targets.parse_networks(self.allowed_target_networks)
+            parse_networks(self.allowed_target_networks)
         except ValueError as exc:
             raise SettingsError(f"GATEWAY_ALLOWED_TARGET_NETWORKS: {exc}") from None
         if self.sweep_interval <= 0:

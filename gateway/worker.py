@@ -1,4 +1,5 @@
-"""`gateway worker`: an arq worker whose jobs are thin calls into invocations.py.
+"""`gateway worker`: an arq worker whose jobs are thin calls into the use cases
+(usecases/deliver.py, usecases/sweep.py); it also runs the sweep and the schedules.
 
 Every job is idempotent (arq delivers at least once): dispatch claims only a PENDING
 invocation, expire touches only one still awaiting its callback past its deadline.
@@ -23,55 +24,24 @@ from arq.connections import RedisSettings
 from arq.worker import Worker, async_check_health, func
 from redis.exceptions import RedisError
 
-from gateway import arq_queue, invocations
+from gateway.adapters.queue import redis as arq_queue
+from gateway.adapters.queue.pool import DeliveryPool
 from gateway.bootstrap import open_runtime
 from gateway.runtime import Runtime
 from gateway.settings import Settings
+from gateway.usecases.deliver import deliver
+from gateway.usecases.sweep import expire_due
 
 log = logging.getLogger("gateway.worker")
 
 
-class Deliveries:
-    """The deliveries running in this worker, at most ``limit`` at once."""
-
-    def __init__(self, rt: Runtime, limit: int) -> None:
-        self._rt = rt
-        self._slots = asyncio.Semaphore(limit)
-        self._running: set[asyncio.Task[None]] = set()
-
-    async def start(self, invocation_id: str) -> None:
-        """Wait for a free slot, then deliver in the background."""
-        await self._slots.acquire()
-        task = asyncio.create_task(self._deliver(invocation_id), name=f"deliver-{invocation_id}")
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
-
-    async def _deliver(self, invocation_id: str) -> None:
-        try:
-            await invocations.dispatch_one(self._rt, invocation_id)
-        except Exception:
-            # The invocation stays in the database; the sweep will retry it.
-            log.exception("dispatch of invocation %s failed", invocation_id)
-        finally:
-            self._slots.release()
-
-    async def stop(self, grace: float) -> None:
-        """Let the deliveries in flight finish and record their outcome, for at most
-        ``grace`` seconds; cancel what is left (the sweep delivers those again)."""
-        if self._running:
-            await asyncio.wait(set(self._running), timeout=grace)
-        for task in self._running:
-            task.cancel()
-        await asyncio.gather(*self._running, return_exceptions=True)
-
-
 async def dispatch(ctx: dict[str, Any], invocation_id: str) -> None:
-    deliveries: Deliveries = ctx["deliveries"]
+    deliveries: DeliveryPool = ctx["deliveries"]
     await deliveries.start(invocation_id)
 
 
 async def expire(ctx: dict[str, Any], invocation_id: str) -> None:
-    await invocations.expire_due(_runtime(ctx), invocation_id)
+    await expire_due(_runtime(ctx), invocation_id)
 
 
 def _runtime(ctx: dict[str, Any]) -> Runtime:
@@ -85,7 +55,9 @@ def create_worker(settings: Settings) -> Worker:
     async def startup(ctx: dict[str, Any]) -> None:
         rt = await stack.enter_async_context(open_runtime(settings, "worker"))
         ctx["runtime"] = rt
-        ctx["deliveries"] = deliveries = Deliveries(rt, settings.dispatch_concurrency)
+        ctx["deliveries"] = deliveries = DeliveryPool(
+            lambda invocation_id: deliver(rt, invocation_id), settings.dispatch_concurrency
+        )
         stack.push_async_callback(deliveries.stop, settings.stop_grace)  # before the runtime closes
         log.info("worker ready on queue %r", settings.queue_name)
 

@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
 
-from gateway.app import create_app
+from gateway.api.app import create_app
 from gateway.settings import PREFIX, Settings
 from tests.gateway_client import GatewayClient
 from tests.servers import Subscriber, bound_socket, serve

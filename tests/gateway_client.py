@@ -10,7 +10,28 @@ import httpx
 from gateway.settings import Settings
 
 
-class GatewayClient:
+class Polls:
+    """Waiting for an invocation's status, over whatever reads it (HTTP, or the use cases)."""
+
+    async def status(self, invocation_id: str, wait: float = 0) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def final_status(self, invocation_id: str, within: float = 15) -> dict[str, Any]:
+        """Long-poll until the invocation reaches a terminal state."""
+        async with asyncio.timeout(within):
+            while True:
+                status = await self.status(invocation_id, wait=min(within, 30))
+                if status["completed"] is not None:
+                    return status
+
+    async def reach(self, invocation_id: str, status: str, within: float = 5) -> None:
+        """Poll until the invocation is in ``status`` (long-polls only wait for the end)."""
+        async with asyncio.timeout(within):
+            while (await self.status(invocation_id))["status"] != status:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+
+
+class GatewayClient(Polls):
     def __init__(self, http: httpx.AsyncClient, settings: Settings) -> None:
         self.http = http
         self.settings = settings
@@ -57,20 +78,6 @@ class GatewayClient:
         )
         assert response.status_code == 200, response.text
         return response.json()  # type: ignore[no-any-return]
-
-    async def final_status(self, invocation_id: str, within: float = 15) -> dict[str, Any]:
-        """Long-poll until the invocation reaches a terminal state."""
-        async with asyncio.timeout(within):
-            while True:
-                status = await self.status(invocation_id, wait=min(within, 30))
-                if status["completed"] is not None:
-                    return status
-
-    async def reach(self, invocation_id: str, status: str, within: float = 5) -> None:
-        """Poll until the invocation is in ``status`` (long-polls only wait for the end)."""
-        async with asyncio.timeout(within):
-            while (await self.status(invocation_id))["status"] != status:  # noqa: ASYNC110
-                await asyncio.sleep(0.02)
 
     async def complete(self, callback_url: str, body: dict[str, Any]) -> httpx.Response:
         # Callbacks carry no access token: send them without the admin's header.

@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from gateway import db
+from gateway.adapters.database import engine as db
 
 POSTGRES = os.environ.get("GATEWAY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("GATEWAY_TEST_REDIS", "redis://127.0.0.1:6379/0")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
@@ -16,8 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.types import Scope
 
-from gateway import jsonutil
-from gateway.errors import ApiError, Invalid, describe_validation_error
+from gateway.domain.errors import ApiError, Invalid, describe_validation_error
 
 log = logging.getLogger("gateway.api")
 
@@ -112,19 +110,3 @@ INTERNAL_ERROR = "internal error; report the trackingId to the gateway's operato
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("trackingId=%s unhandled error", tracking_id(request))
     return error_response(request, ApiError(INTERNAL_ERROR, status=500))
-
-
-async def read_json(request: Request) -> Any:
-    """The request body as JSON, or a 400 that says why it is not."""
-    content_type = request.headers.get("content-type", "application/json")
-    if "json" not in content_type:
-        raise ApiError(status=415, message=f"send the body as application/json, not {content_type}")
-    body = await request.body()
-    if not body:
-        raise Invalid("the request body is empty; send a JSON document")
-    try:
-        return jsonutil.loads(body)
-    except jsonutil.TooDeep as exc:
-        raise Invalid(f"the request body is refused: {exc}") from None
-    except ValueError as exc:
-        raise Invalid(f"the request body is not valid JSON: {exc}") from None

@@ -5,9 +5,10 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway import limits, webhooks
-from gateway.api.common import caused_by, runtime
-from gateway.errors import TooManyRequests
+from gateway.adapters import limiter
+from gateway.api.requests import caused_by, runtime
+from gateway.domain.errors import TooManyRequests
+from gateway.usecases import webhooks
 
 
 async def receive_webhook(request: Request) -> Response:
@@ -15,7 +16,7 @@ async def receive_webhook(request: Request) -> Response:
     subscription_id = await webhooks.subscription_of(rt, request.path_params["token"])
     # Anyone holding the URL may call it: a leaked one must not flood the database.
     rate, burst = rt.settings.webhook_rate_limit, rt.settings.webhook_rate_burst
-    wait = await rt.limiter.throttle(limits.key("webhook", subscription_id), rate, burst)
+    wait = await rt.limiter.throttle(limiter.key("webhook", subscription_id), rate, burst)
     if wait > 0:
         raise TooManyRequests(
             f"this webhook URL is over its rate limit ({rate:g} calls/s, bursts of {burst})", wait

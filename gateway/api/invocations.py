@@ -2,54 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
-from sqlmodel import select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway import invocations, limits, starts
-from gateway.api.common import body, caused_by, list_query, requires, run_list, runtime, total_header
-from gateway.errors import Forbidden, Invalid, NotFound, TooManyRequests
-from gateway.models import Invocation, Status
-from gateway.runtime import Runtime
-from gateway.schemas import (
+from gateway.adapters import limiter
+from gateway.api.auth import requires
+from gateway.api.requests import body, caused_by, list_query, runtime, total_header
+from gateway.domain.documents import (
     CompleteInvocationIn,
     StartInvocationIn,
     TestInvocationIn,
     invocation_out,
     status_out,
 )
+from gateway.domain.errors import Forbidden, Invalid, TooManyRequests
+from gateway.runtime import Runtime
+from gateway.usecases import callbacks, raise_trigger, statuses
 
 MAX_WAIT_SECONDS = 30
-FILTERABLE = {
-    "triggerId": frozenset({"eq", "in"}),
-    "subscriptionId": frozenset({"eq", "in"}),
-    "id": frozenset({"eq", "in"}),
-    "type": frozenset({"eq"}),
-    "status": frozenset({"eq", "in"}),
-    "source": frozenset({"eq", "in"}),
-    "tenantId": frozenset({"eq", "in"}),
-    "runId": frozenset({"eq"}),
-}
-SORTABLE = ("triggerId", "subscriptionName", "created", "completed")
-COLUMNS = {
-    "id": Invocation.id,
-    "triggerId": Invocation.trigger_id,
-    "subscriptionId": Invocation.subscription_id,
-    "subscriptionName": Invocation.subscription_name,
-    "type": Invocation.type,
-    "status": Invocation.status,
-    "source": Invocation.source,
-    "tenantId": Invocation.tenant_id,
-    "runId": Invocation.run_id,
-    "created": Invocation.created,
-    "completed": Invocation.completed,
-}
 
 
-def _invocations_response(rt: Runtime, created: list[starts.Started]) -> Response:
+def _invocations_response(rt: Runtime, created: list[raise_trigger.Started]) -> Response:
     if not created:
         return Response(status_code=204)
     return JSONResponse([invocation_out(inv, rt.keys.callback_secret(inv.id)) for inv in created])
@@ -59,7 +32,7 @@ def _invocations_response(rt: Runtime, created: list[starts.Started]) -> Respons
 async def start_invocation(request: Request) -> Response:
     spec = await body(request, StartInvocationIn)
     rt = runtime(request)
-    created = await starts.start(
+    created = await raise_trigger.start(
         rt,
         spec.triggerId,
         spec.input,
@@ -75,7 +48,7 @@ async def start_invocation(request: Request) -> Response:
 async def test_invocation(request: Request) -> Response:
     spec = await body(request, TestInvocationIn)
     rt = runtime(request)
-    created = await starts.start(
+    created = await raise_trigger.start(
         rt, spec.triggerId, spec.input, spec.contentJson, test=True, subscription_ids=spec.subscriptionIds
     )
     return _invocations_response(rt, created)
@@ -90,54 +63,26 @@ async def complete_invocation(request: Request) -> Response:
     # until the window passes: guessing an HMAC is hopeless anyway, but a leaked invocation
     # id must not buy unlimited guesses, nor a storm unlimited database reads. The cost is
     # that whoever floods an id delays its real callback; the right secret works again
-    # after Retry-After. Each attempt is counted before the check, so concurrent guesses
-    # cannot overshoot the limit; only a wrong secret (403) stays counted.
-    key = limits.key("callback", invocation_id)
-    limit, window = rt.settings.callback_failure_limit, rt.settings.failure_window
-    wait = await rt.limiter.attempt(key, limit, window)
-    if wait > 0:
-        raise TooManyRequests(f"too many wrong secrets for invocation {invocation_id}", wait)
-    wrong_secret = False
-    try:
-        await invocations.complete(rt, invocation_id, spec.secret, spec.output, spec.error)
-    except Forbidden:
-        wrong_secret = True
-        raise
-    finally:
-        if not wrong_secret:
-            await rt.limiter.forgive(key)
+    # after Retry-After. Only a wrong secret (403) stays counted.
+    counted = [(limiter.key("callback", invocation_id), rt.settings.callback_failure_limit)]
+    async with limiter.counted_attempts(rt.limiter, counted, rt.settings.failure_window, Forbidden) as wait:
+        if wait > 0:
+            raise TooManyRequests(f"too many wrong secrets for invocation {invocation_id}", wait)
+        await callbacks.complete(rt, invocation_id, spec.secret, spec.output, spec.error)
     return Response(status_code=204)
 
 
 @requires("invocations:read")
 async def list_statuses(request: Request) -> Response:
-    spec = list_query(request, FILTERABLE, SORTABLE)
-    async with runtime(request).sessions() as session:
-        rows, total = await run_list(
-            session, select(Invocation), spec, COLUMNS, [Invocation.created, Invocation.id]
-        )
+    rows, total = await statuses.list_page(runtime(request), list_query(request, statuses.LISTABLE))
     return JSONResponse([status_out(inv) for inv in rows], headers=total_header(total))
 
 
 @requires("invocations:read")
 async def get_status(request: Request) -> Response:
-    rt = runtime(request)
-    invocation_id = request.path_params["id"]
     wait = _wait_seconds(request.query_params.get("waitSeconds"))
-    loop = asyncio.get_running_loop()
-    give_up_at = loop.time() + wait
-    with rt.notifier.watch(invocation_id) as changed:
-        while True:
-            changed.clear()
-            async with rt.sessions() as session:
-                inv = await session.get(Invocation, invocation_id)
-            if inv is None:
-                raise NotFound(f"invocation {invocation_id} does not exist")
-            remaining = give_up_at - loop.time()
-            if Status(inv.status).terminal or remaining <= 0:
-                return JSONResponse(status_out(inv))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), timeout=remaining)
+    inv = await statuses.get(runtime(request), request.path_params["id"], wait)
+    return JSONResponse(status_out(inv))
 
 
 def _wait_seconds(raw: str | None) -> float:

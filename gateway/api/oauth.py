@@ -5,21 +5,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from urllib.parse import parse_qs
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway import clients, limits
-from gateway.api.common import NO_STORE, runtime
+from gateway.adapters import limiter
 from gateway.api.errors import error_response
-from gateway.errors import ApiError, TooManyRequests
-from gateway.models import ApiClient
-from gateway.security import hash_secret, verify_secret_async
-
-_UNKNOWN_CLIENT_HASH = hash_secret("no client has this secret")
+from gateway.api.requests import NO_STORE, runtime
+from gateway.domain.errors import ApiError, TooManyRequests
+from gateway.usecases import api_clients
 
 
 class OAuthError(ApiError):
@@ -32,11 +27,17 @@ class OAuthError(ApiError):
         self.error = error
 
 
+class InvalidClient(OAuthError):
+    """The client id is unknown or the secret is wrong: the one failure that stays counted."""
+
+    def __init__(self) -> None:
+        super().__init__(401, "invalid_client", "unknown client or wrong client secret")
+
+
 async def token(request: Request) -> Response:
     try:
         client_id, client_secret, requested = await _credentials(request)
-        async with _failures_counted(request, client_id):
-            scopes = await _grant(request, client_id, client_secret, requested)
+        scopes = await _grant(request, client_id, client_secret, requested)
     except OAuthError as exc:
         response = error_response(request, exc)
         return _with_oauth_fields(response, exc)
@@ -78,8 +79,9 @@ async def _credentials(request: Request) -> tuple[str, str, set[str] | None]:
     return client_id, client_secret, requested
 
 
-@asynccontextmanager
-async def _failures_counted(request: Request, client_id: str) -> AsyncIterator[None]:
+async def _grant(
+    request: Request, client_id: str, client_secret: str, requested: set[str] | None
+) -> frozenset[str]:
     """Count this authentication against the client id and the caller's address, and refuse
     it before any scrypt work once either has failed too often: that caps both the guesses
     at a weak secret and the CPU a flood can burn. The cost is that a flood naming a client
@@ -89,50 +91,26 @@ async def _failures_counted(request: Request, client_id: str) -> AsyncIterator[N
     settings = rt.settings
     address = request.client.host if request.client else "unknown"
     counted = [
-        (limits.key("token-client", client_id), settings.token_failure_limit),
-        (limits.key("token-address", address), settings.token_address_failure_limit),
+        (limiter.key("token-client", client_id), settings.token_failure_limit),
+        (limiter.key("token-address", address), settings.token_address_failure_limit),
     ]
-    wait = await limits.attempt_all(rt.limiter, counted, settings.failure_window)
-    if wait > 0:
-        limited = TooManyRequests("too many failed authentications for this client id or address", wait)
-        # "slow_down" (RFC 8628 3.5, registered for the token endpoint) means "ask less
-        # often"; invalid_client or invalid_request would tell a caller with the right
-        # secret that its credentials or its request are wrong.
-        raise OAuthError(429, "slow_down", limited.message, headers=limited.headers)
-    wrong_secret = False
-    try:
-        yield
-    except OAuthError as exc:
-        wrong_secret = exc.status == 401
-        raise
-    finally:
-        if not wrong_secret:  # only a wrong secret stays counted
-            await limits.forgive_all(rt.limiter, [name for name, _ in counted])
-
-
-async def _grant(
-    request: Request, client_id: str, client_secret: str, requested: set[str] | None
-) -> frozenset[str]:
-    async with runtime(request).sessions() as session:
-        client = await session.get(ApiClient, client_id)
-    # Hash even for an unknown client, so timing does not tell which client ids exist.
-    hashes = clients.secret_hashes(client) if client is not None else [_UNKNOWN_CLIENT_HASH]
-    if not await _any_matches(client_secret, hashes) or client is None:
-        raise OAuthError(401, "invalid_client", "unknown client or wrong client secret")
-    allowed = frozenset(client.scopes.split())
+    async with limiter.counted_attempts(rt.limiter, counted, settings.failure_window, InvalidClient) as wait:
+        if wait > 0:
+            limited = TooManyRequests("too many failed authentications for this client id or address", wait)
+            # "slow_down" (RFC 8628 3.5, registered for the token endpoint) means "ask less
+            # often"; invalid_client or invalid_request would tell a caller with the right
+            # secret that its credentials or its request are wrong.
+            raise OAuthError(429, "slow_down", limited.message, headers=limited.headers)
+        try:
+            allowed = await api_clients.authenticate(rt, client_id, client_secret)
+        except api_clients.WrongSecret:
+            raise InvalidClient from None
     if requested is None:
         return allowed
     if not requested <= allowed:
         extra = ", ".join(sorted(requested - allowed))
         raise OAuthError(400, "invalid_scope", f"this client may not have the scope(s) {extra}")
     return frozenset(requested)
-
-
-async def _any_matches(secret: str, hashes: list[str]) -> bool:
-    for stored in hashes:
-        if await verify_secret_async(secret, stored):
-            return True
-    return False
 
 
 def _with_oauth_fields(response: Response, exc: OAuthError) -> Response:

@@ -4,55 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import col, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway import starts, subscriptions, webhooks
-from gateway.api.common import (
-    NO_STORE,
-    body,
-    caused_by,
-    list_query,
-    requires,
-    run_list,
-    runtime,
-    total_header,
-)
-from gateway.api.errors import read_json
-from gateway.jsonpath_filter import validate_filter
-from gateway.models import Source, Subscription, Trigger
-from gateway.schemas import RunIn, SubscriptionIn, ValidateFilterIn, invocation_out, subscription_out
+from gateway.api.auth import requires
+from gateway.api.requests import NO_STORE, body, caused_by, list_query, read_json, runtime, total_header
+from gateway.domain.documents import RunIn, SubscriptionIn, ValidateFilterIn, invocation_out, subscription_out
+from gateway.domain.jsonpath_filter import validate_filter
+from gateway.domain.model import Source
+from gateway.usecases import raise_trigger, subscriptions, webhooks
 
 MANAGE = "triggers:manage"
-FILTERABLE = {
-    "id": frozenset({"eq", "in"}),
-    "triggerId": frozenset({"eq", "in"}),
-    "type": frozenset({"eq"}),
-}
-SORTABLE = ("name", "triggerId", "triggerName", "created")
-COLUMNS = {
-    "id": Subscription.id,
-    "triggerId": Subscription.trigger_id,
-    "type": Subscription.type,
-    "name": Subscription.name,
-    "triggerName": Trigger.name,
-    "created": Subscription.created,
-}
 
 
 @requires(MANAGE)
 async def list_subscriptions(request: Request) -> Response:
-    spec = list_query(request, FILTERABLE, SORTABLE)
-    query = select(Subscription).join(Trigger, col(Trigger.id) == col(Subscription.trigger_id), isouter=True)
-    async with runtime(request).sessions() as session:
-        rows, total = await run_list(session, query, spec, COLUMNS, [Subscription.created])
-        trigger_ids = {s.trigger_id for s in rows}
-        names_query = select(Trigger.id, Trigger.name).where(col(Trigger.id).in_(trigger_ids))
-        names = {trigger_id: name for trigger_id, name in (await session.execute(names_query)).all()}
-    return JSONResponse(
-        [subscription_out(s, names.get(s.trigger_id)) for s in rows], headers=total_header(total)
+    named, total = await subscriptions.list_page(
+        runtime(request), list_query(request, subscriptions.LISTABLE)
     )
+    return JSONResponse([subscription_out(*n) for n in named], headers=total_header(total))
 
 
 @requires(MANAGE)
@@ -104,7 +74,7 @@ async def run_subscription(request: Request) -> Response:
     """The "sync now" button: one run of this subscription, of source manual."""
     spec = await body(request, RunIn) if await request.body() else RunIn()
     rt = runtime(request)
-    started = await starts.raise_run(
+    started = await raise_trigger.raise_run(
         rt,
         request.path_params["id"],
         Source.MANUAL,

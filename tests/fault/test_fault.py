@@ -12,7 +12,7 @@ several subscriptions), the test
 
 Then every invocation must reach exactly one terminal state, agree with what its subscriber
 saw, and have been delivered more than once only where a fault cut its delivery off
-(DESIGN.md, invariants 1-3). The figures are printed (run with -s to see them).
+(ARCHITECTURE.md, invariants 1-3). The figures are printed (run with -s to see them).
 
 Two smaller tests restart Redis for real (connections dropped, refused for a while, memory
 empty) through a TCP proxy, so the shared Redis server is not disturbed: a worker must outlive

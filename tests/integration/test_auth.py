@@ -13,7 +13,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from gateway.app import create_app
+from gateway.api.app import create_app
 from tests.conftest import CLIENT_ID, CLIENT_SECRET, make_settings, start_gateway
 from tests.gateway_client import GatewayClient
 from tests.servers import bound_socket, serve

@@ -1,4 +1,6 @@
-"""POST /trigger-invocations/{id}/complete: every outcome, deadlines, expiry and restarts."""
+"""POST /trigger-invocations/{id}/complete over HTTP in both modes: concurrent callbacks,
+expiry (arq's deferred jobs, distributed), wake-ups across processes, and restarts. Each
+outcome of a callback is tested in tests/usecases/test_callbacks.py."""
 
 from __future__ import annotations
 
@@ -36,79 +38,6 @@ def on_new_port(gateway: GatewayClient, meta: dict[str, Any]) -> str:
     return f"{gateway.settings.public_url}/beta/{path}"
 
 
-async def test_error_fails_the_invocation_without_checking_output(
-    gateway: GatewayClient, subscriber: Subscriber
-) -> None:
-    invocation_id, meta = await awaiting(gateway, subscriber)
-    response = await gateway.complete(
-        meta["callbackURL"], {"secret": meta["secret"], "output": {"bad": 1}, "error": "nobody can approve"}
-    )
-    assert response.status_code == 204
-    status = await gateway.status(invocation_id)
-    assert status["status"] == "FAILED"
-    assert "nobody can approve" in status["completeInvocationInput"]["localizedError"]["message"]
-    assert status["completeInvocationInput"]["output"] is None
-
-
-async def test_invalid_output_is_refused_and_can_be_corrected(
-    gateway: GatewayClient, subscriber: Subscriber
-) -> None:
-    invocation_id, meta = await awaiting(gateway, subscriber)
-    response = await gateway.complete(
-        meta["callbackURL"], {"secret": meta["secret"], "output": {"approver": 1}}
-    )
-    assert response.status_code == 400
-    assert "$.approver" in response.json()["causes"][0]["text"]
-    assert (await gateway.status(invocation_id))["status"] == "AWAITING_CALLBACK"
-    response = await gateway.complete(
-        meta["callbackURL"], {"secret": meta["secret"], "output": {"approver": "x"}}
-    )
-    assert response.status_code == 204
-    assert (await gateway.status(invocation_id))["completeInvocationInput"]["output"] == {"approver": "x"}
-
-
-async def test_missing_output_is_refused(gateway: GatewayClient, subscriber: Subscriber) -> None:
-    _, meta = await awaiting(gateway, subscriber)
-    response = await gateway.complete(meta["callbackURL"], {"secret": meta["secret"]})
-    assert response.status_code == 400
-
-
-async def test_wrong_secret_is_403_and_changes_nothing(
-    gateway: GatewayClient, subscriber: Subscriber
-) -> None:
-    invocation_id, meta = await awaiting(gateway, subscriber)
-    _, other = await awaiting(gateway, subscriber)  # a valid secret, but for another invocation
-    for secret in ("guess", other["secret"], meta["secret"] + "x"):
-        response = await gateway.complete(
-            meta["callbackURL"], {"secret": secret, "output": {"approver": "x"}}
-        )
-        assert response.status_code == 403
-        assert response.json()["detailCode"].startswith("403")
-    assert (await gateway.status(invocation_id))["status"] == "AWAITING_CALLBACK"
-
-
-async def test_unknown_invocation_is_404(gateway: GatewayClient) -> None:
-    unknown = "00000000-0000-0000-0000-000000000000"
-    url = f"{gateway.settings.public_url}/beta/trigger-invocations/{unknown}/complete"
-    response = await gateway.complete(url, {"secret": "s", "output": {}})
-    assert response.status_code == 404
-
-
-async def test_repeated_completion_is_idempotent_and_a_different_one_conflicts(
-    gateway: GatewayClient, subscriber: Subscriber
-) -> None:
-    invocation_id, meta = await awaiting(gateway, subscriber)
-    body = {"secret": meta["secret"], "output": {"approver": "x"}}
-    assert (await gateway.complete(meta["callbackURL"], body)).status_code == 204
-    completed = (await gateway.status(invocation_id))["completed"]
-    assert (await gateway.complete(meta["callbackURL"], body)).status_code == 204
-    assert (await gateway.status(invocation_id))["completed"] == completed
-    different = {"secret": meta["secret"], "output": {"approver": "y"}}
-    response = await gateway.complete(meta["callbackURL"], different)
-    assert response.status_code == 409
-    assert (await gateway.status(invocation_id))["completeInvocationInput"]["output"] == {"approver": "x"}
-
-
 async def test_concurrent_different_completions_have_one_winner(
     gateway: GatewayClient, subscriber: Subscriber
 ) -> None:
@@ -119,26 +48,6 @@ async def test_concurrent_different_completions_have_one_winner(
     assert codes == [204] + [409] * 9
     winner = bodies[[r.status_code for r in responses].index(204)]["output"]
     assert (await gateway.status(invocation_id))["completeInvocationInput"]["output"] == winner
-
-
-async def test_sync_invocation_takes_no_callback(gateway: GatewayClient, subscriber: Subscriber) -> None:
-    await gateway.create_trigger()
-    await gateway.subscribe("test:approver", subscriber.endpoint("slow", hang(30)), "SYNC")
-    [invocation] = await gateway.start("test:approver", {})
-    await subscriber.wait_for(1)
-    url = f"{gateway.settings.public_url}/beta/trigger-invocations/{invocation['id']}/complete"
-    response = await gateway.complete(url, {"secret": invocation["secret"], "output": {}})
-    assert response.status_code == 409
-
-
-async def test_callback_after_the_deadline_is_410(gateway: GatewayClient, subscriber: Subscriber) -> None:
-    invocation_id, meta = await awaiting(gateway, subscriber, deadline="PT1S")
-    await asyncio.sleep(1.1)
-    response = await gateway.complete(
-        meta["callbackURL"], {"secret": meta["secret"], "output": {"approver": "x"}}
-    )
-    assert response.status_code == 410
-    assert (await gateway.status(invocation_id))["status"] == "EXPIRED"
 
 
 async def test_deadline_expires_the_invocation_without_anyone_looking(

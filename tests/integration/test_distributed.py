@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from gateway import db
+from gateway.adapters.database import engine as db
 from tests.conftest import make_settings, settings_env, start_gateway, worker_process
 from tests.servers import Subscriber, answer, hang
 from tests.services import Store, distributed_store, drop_store

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.app import create_app
+from gateway.api.app import create_app
 from tests.conftest import make_settings, start_gateway
 from tests.gateway_client import GatewayClient
 from tests.servers import Subscriber, answer, bound_socket, serve
@@ -117,8 +117,18 @@ async def test_non_json_content_type_is_415(gateway: GatewayClient) -> None:
         ("/beta/trigger-subscriptions/validate-filter", {"input": 5, "filter": "$.a"}, "input"),
         ("/beta/triggers", {"id": "errors:x", "name": "X", "type": "SOMETIMES"}, "type"),
         ("/beta/triggers", {"id": "errors:x", "name": ["X"], "type": "FIRE_AND_FORGET"}, "name"),
+        ("/beta/trigger-subscriptions/any-id/run", {"payload": [1]}, "payload"),
     ],
-    ids=["enabled", "url", "dispatch-mode", "start-input", "filter-input", "trigger-type", "trigger-name"],
+    ids=[
+        "enabled",
+        "url",
+        "dispatch-mode",
+        "start-input",
+        "filter-input",
+        "trigger-type",
+        "trigger-name",
+        "run-payload",
+    ],
 )
 async def test_field_of_the_wrong_type_is_400_naming_it(
     gateway: GatewayClient, path: str, body: dict[str, Any], field: str

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from gateway.jsonutil import MAX_DEPTH
+from gateway.domain.strict_json import MAX_DEPTH
 from tests.conftest import start_gateway
 from tests.gateway_client import GatewayClient
 from tests.servers import serve

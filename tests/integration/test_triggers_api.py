@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.app import create_app
+from gateway.api.app import create_app
 from tests.conftest import make_settings, start_gateway
 from tests.gateway_client import GatewayClient
 from tests.servers import serve

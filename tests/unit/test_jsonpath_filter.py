@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.jsonpath_filter import (
+from gateway.domain.jsonpath_filter import (
     MAX_FILTER_LENGTH,
     CompiledFilter,
     FilterSyntaxError,

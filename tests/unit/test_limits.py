@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from gateway import limits
-from gateway.limits import MemoryLimiter, RedisLimiter
+from gateway.adapters import limiter as limits
+from gateway.adapters.limiter.memory import MemoryLimiter
+from gateway.adapters.limiter.redis import RedisLimiter
 from tests.services import REDIS, require_services
 
 

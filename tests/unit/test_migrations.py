@@ -6,10 +6,11 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 from sqlmodel import SQLModel
 
-from gateway import db
+from gateway.adapters.database import engine as db
 
 
 async def test_migrations_match_the_models(tmp_path: Path) -> None:
@@ -38,3 +39,7 @@ async def test_an_unmigrated_server_database_is_refused(tmp_path: Path) -> None:
             raise AssertionError("an empty database passed the schema check")
     finally:
         await engine.dispose()
+
+
+def test_the_head_a_start_checks_for_is_the_newest_migration() -> None:
+    assert ScriptDirectory(str(db.MIGRATIONS)).get_current_head() == db.SCHEMA_HEAD

@@ -8,13 +8,11 @@ them without the document fails.
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 import pytest
 import yaml
@@ -28,14 +26,17 @@ from sqlmodel import SQLModel
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Mount, Route
 
-from gateway import invocations, runs, schemas, signing, triggers
 from gateway.api.errors import DETAIL_CODES, error_response
-from gateway.app import API_ROUTES, ROUTES
-from gateway.errors import ApiError
-from gateway.models import RUN_PHASES, ApiClient, Invocation, Source, Status, Subscription, Trigger
-from gateway.runtime import Runtime
-from gateway.security import Keys
+from gateway.api.routes import API_ROUTES, ROUTES
+from gateway.domain import delivery as deliveries
+from gateway.domain import documents as schemas
+from gateway.domain import signing
+from gateway.domain.clock import utcnow
+from gateway.domain.errors import ApiError
+from gateway.domain.keys import Keys
+from gateway.domain.model import RUN_PHASES, ApiClient, Invocation, Source, Status, Subscription, Trigger
 from gateway.settings import Settings
+from gateway.usecases import api_clients, runs, statuses, subscriptions, triggers
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "openapi" / "openapi.yaml"
 DOCUMENT_URI = "urn:trigger-gateway:openapi"
@@ -364,31 +365,39 @@ def _request_model(schema: Mapping[str, Any]) -> type[BaseModel] | None:
     return REQUEST_MODELS.get(str(ref).rpartition("/")[2])
 
 
+# Each list operation's filters and sorters, as the use case behind it declares them.
+LISTABLES = {
+    "/api-clients": api_clients.LISTABLE,
+    "/triggers": triggers.LISTABLE,
+    "/trigger-subscriptions": subscriptions.LISTABLE,
+    "/trigger-invocations/status": statuses.LISTABLE,
+}
+
+
 def test_list_operations_take_the_list_parameters_and_filters_match_the_code(doc: dict[str, Any]) -> None:
     documented = documented_operations(doc)
-    for key, endpoint in routed_operations(ROUTES).items():
+    listed = set()
+    for key in routed_operations(ROUTES):
         item = documented[key]
         name = f"{key[0]} {key[1]}"
         params = {p["name"]: p for p in (deref(doc, p) for p in item.operation.get("parameters", []))}
         if "filters" not in params:
             continue
-        module = inspect.getmodule(endpoint)
-        assert module is not None, f"{name}: cannot tell the endpoint's module"
+        listable = LISTABLES.get(key[1].removeprefix("/beta"))
+        assert listable is not None, f"{name}: no use case's LISTABLE is known for it"
+        listed.add(key[1].removeprefix("/beta"))
         assert {"filters", "sorters", "limit", "offset", "count"} <= set(params), name
         assert "X-Total-Count" in item.operation["responses"]["200"].get("headers", {}), name
         limit = params["limit"]["schema"]
         assert (limit["minimum"], limit["maximum"]) == (0, 250), f"{name}: limit is 0..250"
-        assert params["sorters"].get("x-sortable") == list(getattr(module, "SORTABLE", ())), (
-            f"{name}: x-sortable differs from {module.__name__}.SORTABLE"
-        )
-        filterable = getattr(module, "FILTERABLE", None)
-        assert filterable is not None, f"{name}: {module} declares no FILTERABLE"
+        assert params["sorters"].get("x-sortable") == list(listable.sortable), f"{name}: x-sortable differs"
         declared = {field: frozenset(ops) for field, ops in params["filters"].get("x-filterable", {}).items()}
-        assert declared == dict(filterable), f"{name}: x-filterable differs from {module.__name__}.FILTERABLE"
-        for field, ops in filterable.items():
+        assert declared == dict(listable.filterable), f"{name}: x-filterable differs from the use case's"
+        for field, ops in listable.filterable.items():
             assert f"`{field}` ({', '.join(f'`{op}`' for op in sorted(ops))})" in " ".join(
                 params["filters"]["description"].split()
             ), f"{name}: the filters description should list {field} with {sorted(ops)}"
+    assert listed == set(LISTABLES)
 
 
 def test_wait_seconds_is_0_to_30(doc: dict[str, Any]) -> None:
@@ -681,7 +690,6 @@ async def test_deliveries_carry_the_documented_metadata_and_headers(
     doc: dict[str, Any], sessions: async_sessionmaker[AsyncSession], trigger_type: str
 ) -> None:
     keys = Keys(["k" * 32])
-    rt = cast(Runtime, SimpleNamespace(settings=Settings(), keys=keys))
     trigger = _trigger(**RUN_OPTIONS)
     trigger.type = trigger_type
     sub = _subscription("BEARER_TOKEN", debounce=True, signing_secret=keys.encrypt(signing.new_secret()))
@@ -707,7 +715,9 @@ async def test_deliveries_carry_the_documented_metadata_and_headers(
         session.add_all([trigger, sub, earlier, leader, bundled])
         await session.commit()
         run = await runs.context(session, leader)
-    delivery = invocations._delivery(rt, leader, sub, trigger, run)
+    delivery = deliveries.request_for(
+        leader, sub, trigger.output_schema, run, keys=keys, public_url=Settings().public_url, now=utcnow()
+    )
 
     operation = doc["webhooks"]["invocationDelivery"]["post"]
     body = json.loads(delivery.body)
@@ -733,5 +743,5 @@ async def test_deliveries_carry_the_documented_metadata_and_headers(
             for p in (deref(doc, p) for p in doc["paths"][path]["post"]["parameters"])
             if p["in"] == "header"
         ]
-        assert guard["name"].lower() == invocations.INVOCATION_HEADER in parameters, path
-        assert not schema_errors(doc, guard["schema"], delivery.headers[invocations.INVOCATION_HEADER])
+        assert guard["name"].lower() == deliveries.INVOCATION_HEADER in parameters, path
+        assert not schema_errors(doc, guard["schema"], delivery.headers[deliveries.INVOCATION_HEADER])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.query import (
+from gateway.domain.list_query import (
     MAX_FILTERS_LENGTH,
     MAX_IN_VALUES,
     OPERATORS,

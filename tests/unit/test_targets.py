@@ -1,4 +1,5 @@
-"""The SSRF guard's policy (gateway/targets.py), its settings, and its hooks in the client."""
+"""The SSRF guard's policy (adapters/outbound/target_policy.py), its settings, and its hooks
+in the client."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ from ipaddress import IPv4Network, IPv6Network
 import httpx
 import pytest
 
-from gateway import dispatch, targets
-from gateway.errors import Invalid
+from gateway.adapters.outbound import http
+from gateway.adapters.outbound import target_policy as targets
+from gateway.adapters.outbound.target_policy import TargetPolicy, TargetRefused
+from gateway.domain.delivery import Delivery
+from gateway.domain.errors import Invalid
+from gateway.domain.model import DispatchMode
 from gateway.settings import Settings, SettingsError
-from gateway.targets import TargetPolicy, TargetRefused
 
 DEFAULT = TargetPolicy()
 
@@ -126,9 +130,9 @@ async def test_require_https_refuses_plain_http() -> None:
 async def test_the_client_refuses_at_connect_time(url: str, refusal: str) -> None:
     """IP literals (which aiohttp does not resolve) and names alike; no server is needed,
     since nothing is connected to."""
-    delivery = dispatch.Delivery(url, {}, b"{}", "SYNC", False, None)
-    async with dispatch.create_client(4, DEFAULT) as client:
-        outcome = await dispatch.deliver(client, delivery, time_limit=5, max_bytes=1000)
+    delivery = Delivery(url, {}, b"{}", DispatchMode.SYNC, False, None)
+    async with http.open_outbound(4, DEFAULT) as client:
+        outcome = await http.send(client, delivery, time_limit=5, max_bytes=1000)
     assert outcome.kind == "failed"
     assert outcome.error is not None
     assert outcome.error.startswith(f"refused to deliver to {url}: ")
@@ -137,7 +141,7 @@ async def test_the_client_refuses_at_connect_time(url: str, refusal: str) -> Non
 
 
 async def test_the_client_refuses_plain_http_when_https_is_required() -> None:
-    async with dispatch.create_client(4, TargetPolicy(require_https=True)) as client:
+    async with http.open_outbound(4, TargetPolicy(require_https=True)) as client:
         with pytest.raises(TargetRefused, match="GATEWAY_REQUIRE_HTTPS"):
             await client.post("http://8.8.8.8/")
 

@@ -1,0 +1,54 @@
+"""The invocation state machine's writes: every transition is a conditional UPDATE
+(... WHERE status IN <expected>), so a retry, a second worker and a late callback can never
+all win. The use cases say which transition; this is the one place that writes it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import ColumnElement, Update, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from gateway.domain.model import Invocation, Status
+
+# Conditional updates change rows the session may hold; nothing re-reads them from the
+# session afterwards, so SQLAlchemy need not evaluate the WHERE clause against them in Python.
+NO_SYNC = {"synchronize_session": False}
+
+# What a final transition returns (RETURNING) for what follows it: waking long-polls and
+# starting a lane's next run.
+ENDED_COLUMNS = (
+    col(Invocation.id),
+    col(Invocation.subscription_id),
+    col(Invocation.tenant_id),
+    col(Invocation.run_id),
+)
+
+
+def transition_query(
+    invocation_id: str, expected: Iterable[Status], *conditions: ColumnElement[bool]
+) -> Update:
+    return (
+        update(Invocation)
+        .where(col(Invocation.id) == invocation_id)
+        .where(col(Invocation.status).in_([s.value for s in expected]), *conditions)
+    )
+
+
+async def transition(
+    session: AsyncSession,
+    invocation_id: str,
+    expected: Iterable[Status],
+    *conditions: ColumnElement[bool],
+    **values: Any,
+) -> bool:
+    """Apply ``values`` only if the invocation is still in an ``expected`` state and meets
+    the ``conditions``: the compare-and-set every transition uses."""
+    query = transition_query(invocation_id, expected, *conditions).values(**values)
+    # On the session's connection, as plain SQL: the ORM's bulk-update machinery has nothing
+    # to do for a conditional UPDATE, and profiled it was most of the statement's cost.
+    connection = await session.connection()
+    result = await connection.execute(query)
+    return result.rowcount == 1

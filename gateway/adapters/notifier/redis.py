@@ -1,0 +1,59 @@
+"""Wake-ups across processes: every one is published on a Redis channel, and each process
+wakes its own waiters for each message on it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Iterable
+from contextlib import suppress
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from gateway.adapters.notifier.memory import LocalNotifier
+
+log = logging.getLogger("gateway.notify")
+
+
+class RedisNotifier(LocalNotifier):
+    """Publishes every transition on a Redis channel and wakes local waiters for each
+    message on it. A lost message only delays a waiter: it re-reads the database when its
+    wait ends."""
+
+    def __init__(self, redis: Redis, channel: str) -> None:
+        super().__init__()
+        self._redis = redis
+        self._channel = channel
+        self._listener: asyncio.Task[None] | None = None
+
+    async def notify(self, invocation_ids: Iterable[str]) -> None:
+        ids = list(invocation_ids)
+        if ids:
+            self.wake(ids)
+            await self._redis.publish(self._channel, json.dumps(ids))
+
+    async def start(self) -> None:
+        self._listener = asyncio.create_task(self._listen(), name="notify-listener")
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._listener
+
+    async def _listen(self) -> None:
+        """Listen until cancelled, resubscribing after any interruption."""
+        while True:
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(self._channel)
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        self.wake(json.loads(message["data"]))
+            except (RedisError, OSError, ValueError) as exc:
+                log.warning("notification channel interrupted (%s); resubscribing in 1 s", exc)
+                await asyncio.sleep(1)
+            finally:
+                await pubsub.aclose()  # type: ignore[no-untyped-call]

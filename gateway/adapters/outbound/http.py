@@ -1,0 +1,161 @@
+"""The outbound HTTP client: one delivery sent within its time limit, its answer read with a
+bound, and only the addresses the target policy allows connected to.
+
+Nothing here touches the database; usecases/deliver turns the Outcome into a state change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from urllib.parse import urlsplit
+
+import aiohttp
+import aiohttp.abc
+import httpx
+from httpx_aiohttp import AiohttpTransport
+
+from gateway.adapters.outbound.target_policy import TargetPolicy, refusal_in
+from gateway.domain.delivery import Delivery, Outcome, classify, failed
+
+IDLE_CONNECTION_SECONDS = 4.0
+
+
+class Outbound:
+    """POSTs straight to an httpx transport. A delivery needs none of httpx.AsyncClient's
+    layers (cookie jar, auth and redirect handling, a log line per request), and profiled
+    they cost as much again as the transport itself. Redirects are never followed."""
+
+    def __init__(self, transport: httpx.AsyncBaseTransport, policy: TargetPolicy) -> None:
+        self._transport = transport
+        self._policy = policy
+
+    async def post(
+        self, url: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        """The answer, its body not yet read: close it with ``aclose()``."""
+        request = httpx.Request("POST", url, content=body, headers=headers)
+        self._policy.check_scheme(request.url.scheme)
+        response = await self._transport.handle_async_request(request)
+        response.request = request
+        return response
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+    async def __aenter__(self) -> Outbound:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def open_outbound(max_connections: int, policy: TargetPolicy) -> Outbound:
+    """httpx's transport API on aiohttp's connection pool (httpx's own pool degrades badly
+    with many requests in flight: encode/httpx#3215). No per-host limit, so one slow
+    subscriber cannot take the connections another needs. Only ``policy``'s addresses are
+    connected to."""
+
+    def session() -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=max_connections,
+            limit_per_host=0,
+            # Idle connections are dropped before servers drop them (uvicorn and Node after
+            # 5 s): reusing one as the server closes it failed healthy deliveries beside
+            # 1,000 hanging ones in the benchmark (aiohttp keeps them 15 s by default).
+            keepalive_timeout=IDLE_CONNECTION_SECONDS,
+            resolver=_GuardedResolver(policy),
+            socket_factory=_guarded_socket_factory(policy),
+        )
+        return aiohttp.ClientSession(connector=connector)
+
+    # No timeout here: send() enforces one total limit (connect + response) itself.
+    return Outbound(AiohttpTransport(client=session), policy)
+
+
+class _GuardedResolver(aiohttp.abc.AbstractResolver):
+    """Drops the addresses the policy refuses, and fails a name that has no other: the
+    error then names the host. (aiohttp skips the resolver for IP literals; the socket
+    factory below sees those.)"""
+
+    def __init__(self, policy: TargetPolicy) -> None:
+        # getaddrinfo in a thread, aiohttp's default without aiodns. It holds nothing to
+        # release, which matters: a connector does not close a resolver it was given.
+        self._resolver = aiohttp.ThreadedResolver()
+        self._policy = policy
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[aiohttp.abc.ResolveResult]:
+        results = await self._resolver.resolve(host, port, family)
+        allowed = set(self._policy.allowed_addresses(host, [r["host"] for r in results]))
+        return [r for r in results if r["host"] in allowed]
+
+    async def close(self) -> None:
+        await self._resolver.close()
+
+
+def _guarded_socket_factory(policy: TargetPolicy) -> aiohttp.SocketFactoryType:
+    """The last word: every connection attempt, to a resolved name or an IP literal, passes
+    here with the exact address it is about to connect to."""
+
+    def factory(addr_info: aiohttp.AddrInfoType) -> socket.socket:
+        family, type_, proto, _, address = addr_info
+        policy.check_address(str(address[0]))
+        return socket.socket(family, type_, proto)
+
+    return factory
+
+
+async def send(client: Outbound, delivery: Delivery, *, time_limit: float, max_bytes: int) -> Outcome:
+    target = redacted(delivery.url)
+    # A fire-and-forget answer's body is never used: do not read it.
+    limit = 0 if delivery.fire_and_forget else max_bytes
+    try:
+        async with asyncio.timeout(time_limit):
+            status, body = await _post(client, delivery, limit)
+    except TimeoutError:
+        return failed(f"no answer from {target} within {time_limit:g} s")
+    except _TooLarge:
+        return failed(f"the subscriber's answer is larger than {max_bytes} bytes")
+    except Exception as exc:
+        refused = refusal_in(exc)
+        if refused is not None:
+            return failed(f"refused to deliver to {target}: {refused}")
+        # Refused connections, DNS failures, and answers that are not HTTP at all (the
+        # transport lets some aiohttp errors through unmapped): all end the delivery. The
+        # transport's own error names mislead (a dropped connection is a ConnectTimeout),
+        # so name aiohttp's.
+        return failed(f"could not deliver to {target}: {type(exc.__cause__ or exc).__name__}")
+    return classify(delivery, status, body)
+
+
+def redacted(url: str) -> str:
+    """The URL without query, fragment or user info, which may carry credentials."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 literal
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _post(client: Outbound, delivery: Delivery, max_bytes: int) -> tuple[int, bytes]:
+    response = await client.post(delivery.url, delivery.body, delivery.headers)
+    try:
+        chunks: list[bytes] = []
+        size = 0
+        if max_bytes == 0:
+            return response.status_code, b""
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > max_bytes:
+                raise _TooLarge
+            chunks.append(chunk)
+        return response.status_code, b"".join(chunks)
+    finally:
+        await response.aclose()

@@ -1,0 +1,53 @@
+"""The one route table: every endpoint of the API, served at / and, identically, under /beta."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute, Mount, Route
+
+from gateway.api import api_clients, health, hooks, invocations, oauth, subscriptions, triggers
+
+API_ROUTES: list[BaseRoute] = [
+    Route("/oauth/token", oauth.token, methods=["POST"]),
+    Route("/api-clients", api_clients.list_api_clients, methods=["GET"]),
+    Route("/api-clients", api_clients.create_api_client, methods=["POST"]),
+    Route("/api-clients/{id}", api_clients.get_api_client, methods=["GET"]),
+    Route("/api-clients/{id}", api_clients.delete_api_client, methods=["DELETE"]),
+    Route("/api-clients/{id}/rotate-secret", api_clients.rotate_api_client_secret, methods=["POST"]),
+    Route("/triggers", triggers.list_triggers, methods=["GET"]),
+    Route("/triggers", triggers.create_trigger, methods=["POST"]),
+    Route("/triggers/{id}", triggers.get_trigger, methods=["GET"]),
+    Route("/triggers/{id}", triggers.replace_trigger, methods=["PUT"]),
+    Route("/triggers/{id}", triggers.delete_trigger, methods=["DELETE"]),
+    Route("/trigger-subscriptions", subscriptions.list_subscriptions, methods=["GET"]),
+    Route("/trigger-subscriptions", subscriptions.create_subscription, methods=["POST"]),
+    Route(
+        "/trigger-subscriptions/validate-filter",
+        subscriptions.validate_subscription_filter,
+        methods=["POST"],
+    ),
+    Route(
+        "/trigger-subscriptions/{id}/rotate-secret",
+        subscriptions.rotate_signing_secret,
+        methods=["POST"],
+    ),
+    Route("/trigger-subscriptions/{id}/run", subscriptions.run_subscription, methods=["POST"]),
+    Route("/trigger-subscriptions/{id}/webhook", subscriptions.issue_webhook, methods=["POST"]),
+    Route("/trigger-subscriptions/{id}/webhook", subscriptions.revoke_webhook, methods=["DELETE"]),
+    Route("/trigger-subscriptions/{id}", subscriptions.get_subscription, methods=["GET"]),
+    Route("/trigger-subscriptions/{id}", subscriptions.replace_subscription, methods=["PUT"]),
+    Route("/trigger-subscriptions/{id}", subscriptions.patch_subscription, methods=["PATCH"]),
+    Route("/trigger-subscriptions/{id}", subscriptions.delete_subscription, methods=["DELETE"]),
+    Route("/trigger-invocations/start", invocations.start_invocation, methods=["POST"]),
+    Route("/trigger-invocations/test", invocations.test_invocation, methods=["POST"]),
+    Route("/trigger-invocations/status", invocations.list_statuses, methods=["GET"]),
+    Route("/trigger-invocations/{id}/status", invocations.get_status, methods=["GET"]),
+    Route("/trigger-invocations/{id}/complete", invocations.complete_invocation, methods=["POST"]),
+    Route("/hooks/{token}", hooks.receive_webhook, methods=["POST"]),
+]
+
+# The API is served at / and, identically, under /beta (the SailPoint SDKs' base path).
+ROUTES: list[BaseRoute] = [
+    Route("/health", health.health, methods=["GET"]),
+    *API_ROUTES,
+    Mount("/beta", routes=API_ROUTES),
+]

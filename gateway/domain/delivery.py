@@ -1,0 +1,133 @@
+"""One delivery, without the network: the request a subscriber gets, and what its answer means.
+
+``request_for`` builds the POST (the input's fields plus ``_metadata``, signed as Standard
+Webhooks define, with the subscription's credentials); ``classify`` is the answer table of
+ARCHITECTURE.md (SYNC, ASYNC, DYNAMIC, fire-and-forget). adapters/outbound sends the request;
+usecases/deliver turns the Outcome into a state transition.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from gateway.domain import json_schema, rotation, signing, strict_json
+from gateway.domain.clock import timestamp
+from gateway.domain.keys import Keys
+from gateway.domain.model import AuthType, DispatchMode, Invocation, Subscription, TriggerType
+
+USER_AGENT = "trigger-gateway/0.1"
+# Every delivery carries its invocation id here; a start that sends it back was caused by the
+# subscriber's own action (the loop guard).
+INVOCATION_HEADER = "x-invocation-id"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    mode: DispatchMode
+    fire_and_forget: bool
+    output_schema: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: Literal["completed", "awaiting", "failed"]
+    output: Any = None
+    error: str | None = None
+
+
+def failed(error: str) -> Outcome:
+    return Outcome("failed", error=error)
+
+
+def callback_url(public_url: str, invocation_id: str) -> str:
+    return f"{public_url.rstrip('/')}/beta/trigger-invocations/{invocation_id}/complete"
+
+
+def request_for(
+    inv: Invocation,
+    sub: Subscription,
+    output_schema: dict[str, Any] | None,
+    run: dict[str, Any],
+    *,
+    keys: Keys,
+    public_url: str,
+    now: datetime,
+) -> Delivery:
+    """The request for ``inv``; keys.Undecryptable if a stored secret no key decrypts."""
+    fire_and_forget = inv.trigger_type == TriggerType.FIRE_AND_FORGET
+    metadata: dict[str, Any] = {
+        "responseMode": inv.dispatch_mode.lower(),
+        "triggerId": inv.trigger_id,
+        "triggerType": "fireAndForget" if fire_and_forget else "requestResponse",
+        "invocationId": inv.id,
+        "deadline": timestamp(inv.deadline),
+        "source": inv.source,
+        "tenantId": inv.tenant_id,
+        "option": inv.option,
+        **run,
+    }
+    if not fire_and_forget:
+        metadata["callbackURL"] = callback_url(public_url, inv.id)
+        metadata["secret"] = keys.callback_secret(inv.id)
+    body = json.dumps({**(inv.input or {}), "_metadata": metadata}, separators=(",", ":")).encode()
+    headers = {"content-type": "application/json", "user-agent": USER_AGENT, INVOCATION_HEADER: inv.id}
+    stored = rotation.active(
+        sub.signing_secret, sub.previous_signing_secret, sub.previous_signing_secret_expires, now
+    )
+    signing_secrets = [keys.decrypt(secret) for secret in stored]
+    headers.update(signing.headers(signing_secrets, inv.id, int(now.timestamp()), body))
+    if sub.auth_type == AuthType.BASIC_AUTH and sub.credential is not None:
+        pair = f"{sub.basic_user}:{keys.decrypt(sub.credential)}".encode()
+        headers["authorization"] = "Basic " + base64.b64encode(pair).decode()
+    elif sub.auth_type == AuthType.BEARER_TOKEN and sub.credential is not None:
+        headers["authorization"] = "Bearer " + keys.decrypt(sub.credential)
+    return Delivery(
+        url=sub.url,
+        headers=headers,
+        body=body,
+        mode=DispatchMode(inv.dispatch_mode),
+        fire_and_forget=fire_and_forget,
+        output_schema=output_schema,
+    )
+
+
+def classify(delivery: Delivery, status: int, body: bytes) -> Outcome:
+    """The answer table."""
+    if not 200 <= status < 300:
+        hint = " (redirects are not followed)" if 300 <= status < 400 else ""
+        return failed(f"the subscriber answered HTTP {status}{hint}")
+    if delivery.fire_and_forget:
+        return Outcome("completed")
+    if delivery.mode == DispatchMode.ASYNC:
+        if status not in (200, 202):
+            return failed(f"the subscriber answered HTTP {status}; ASYNC expects 200 with {{}}")
+        return Outcome("awaiting")
+    if delivery.mode == DispatchMode.DYNAMIC and status == 202:
+        return Outcome("awaiting")
+    if status != 200:
+        dynamic = delivery.mode == DispatchMode.DYNAMIC
+        expected = "200 with the output or 202" if dynamic else "200 with the output"
+        return failed(f"the subscriber answered HTTP {status}; {delivery.mode} expects {expected}")
+    return output_outcome(body, delivery.output_schema)
+
+
+def output_outcome(body: bytes, schema: dict[str, Any] | None) -> Outcome:
+    try:
+        output = strict_json.loads(body)
+    except strict_json.TooDeep as exc:
+        return failed(f"the subscriber's answer is refused: {exc}")
+    except ValueError:
+        return failed("the subscriber's answer is not JSON" + (" (empty body)" if not body else ""))
+    if output is None:
+        return failed("the subscriber's answer is null; send the output as JSON")
+    problems = json_schema.validate(schema, output)
+    if problems:
+        return failed("the output does not match the trigger's outputSchema: " + "; ".join(problems))
+    return Outcome("completed", output=output)

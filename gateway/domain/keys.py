@@ -1,0 +1,84 @@
+"""The gateway's keys: access tokens, callback secrets, webhook tokens, credentials at rest.
+
+Everything derives from GATEWAY_SECRET_KEY (a comma-separated list: the first key signs and
+encrypts, every key verifies and decrypts, so keys rotate without breaking callbacks in flight).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from itsdangerous import BadSignature, Signer, URLSafeSerializer, URLSafeTimedSerializer
+
+
+class Undecryptable(ValueError):
+    """A stored credential that no configured key decrypts (the key was changed without
+    keeping the old one in the list)."""
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    client_id: str
+    scopes: frozenset[str]
+
+
+class Keys:
+    """The gateway's signing and encryption keys, oldest first as itsdangerous expects."""
+
+    def __init__(self, signing_keys: list[str]) -> None:
+        self._callback = Signer(signing_keys, salt="trigger-gateway.callback")
+        self._tokens = URLSafeTimedSerializer(signing_keys, salt="trigger-gateway.token")
+        self._webhooks = URLSafeSerializer(signing_keys, salt="trigger-gateway.webhook")
+        self._fernet = MultiFernet([_fernet(k) for k in reversed(signing_keys)])
+
+    # Callback secrets are a signature over the invocation id: nothing to store or look up.
+    def callback_secret(self, invocation_id: str) -> str:
+        return self._callback.get_signature(invocation_id).decode()
+
+    def check_callback_secret(self, invocation_id: str, secret: str) -> bool:
+        return self._callback.verify_signature(invocation_id, secret.encode())
+
+    def issue_token(self, client_id: str, scopes: frozenset[str]) -> str:
+        return self._tokens.dumps({"sub": client_id, "scp": sorted(scopes)})
+
+    def read_token(self, token: str, max_age: int) -> TokenClaims | None:
+        try:
+            data = self._tokens.loads(token, max_age=max_age)
+        except BadSignature:  # also covers expired tokens
+            return None
+        if not isinstance(data, dict):
+            return None
+        return TokenClaims(client_id=str(data["sub"]), scopes=frozenset(data["scp"]))
+
+    # A webhook token names its subscription and nonce, signed: it needs no lookup to reject.
+    def webhook_token(self, subscription_id: str, nonce: str) -> str:
+        return self._webhooks.dumps([subscription_id, nonce])
+
+    def read_webhook_token(self, token: str) -> tuple[str, str] | None:
+        try:
+            data = self._webhooks.loads(token)
+        except BadSignature:
+            return None
+        if not (isinstance(data, list) and len(data) == 2 and all(isinstance(v, str) for v in data)):
+            return None
+        return data[0], data[1]
+
+    def encrypt(self, plaintext: str) -> str:
+        return self._fernet.encrypt(plaintext.encode()).decode()
+
+    def decrypt(self, ciphertext: str) -> str:
+        try:
+            return self._fernet.decrypt(ciphertext.encode()).decode()
+        except InvalidToken:
+            raise Undecryptable(
+                "stored credential cannot be decrypted: was GATEWAY_SECRET_KEY changed "
+                "without keeping the old key in the list?"
+            ) from None
+
+
+def _fernet(key: str) -> Fernet:
+    derived = hashlib.sha256(b"trigger-gateway.credentials:" + key.encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(derived))

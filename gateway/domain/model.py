@@ -1,0 +1,249 @@
+"""The records the gateway keeps, and the names of their states.
+
+The records are SQLModel tables: the same classes carry the fields the use cases read and
+the columns the database stores. Nothing here opens a session or runs a statement (that is
+adapters/database); the database is the source of truth for every invocation.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any, NotRequired, TypedDict
+
+from sqlalchemy import JSON, Column, DateTime, Index, TypeDecorator
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite and PostgreSQL alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _time(*, nullable: bool = False, index: bool = False) -> Any:
+    return Field(sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def _json() -> Any:
+    return Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class TriggerType(enum.StrEnum):
+    REQUEST_RESPONSE = "REQUEST_RESPONSE"
+    FIRE_AND_FORGET = "FIRE_AND_FORGET"
+
+
+class AuthType(enum.StrEnum):
+    NO_AUTH = "NO_AUTH"
+    BASIC_AUTH = "BASIC_AUTH"
+    BEARER_TOKEN = "BEARER_TOKEN"
+
+
+class DispatchMode(enum.StrEnum):
+    """How a subscriber answers (httpConfig.httpDispatchMode)."""
+
+    SYNC = "SYNC"
+    ASYNC = "ASYNC"
+    DYNAMIC = "DYNAMIC"
+
+
+class InvocationType(enum.StrEnum):
+    TEST = "TEST"
+    REAL_TIME = "REAL_TIME"
+
+
+class Status(enum.StrEnum):
+    # A trigger for a debounced subscription whose tenant has a run in flight: it waits to
+    # be bundled into the tenant's next run.
+    WAITING = "WAITING"
+    PENDING = "PENDING"
+    DISPATCHING = "DISPATCHING"
+    AWAITING_CALLBACK = "AWAITING_CALLBACK"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    EXPIRED = "EXPIRED"
+    # Carried by another invocation's run (its run_id); not delivered on its own.
+    BUNDLED = "BUNDLED"
+    # Raised by a subscriber's own action (the loop guard): recorded, never delivered.
+    SUPPRESSED = "SUPPRESSED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.EXPIRED, Status.BUNDLED, Status.SUPPRESSED})
+# The outcomes of a run, as a later run of the same subscription and tenant sees them.
+RUN_PHASES = {Status.COMPLETED: "succeeded", Status.FAILED: "failed", Status.EXPIRED: "timedOut"}
+IN_FLIGHT = frozenset({Status.PENDING, Status.DISPATCHING, Status.AWAITING_CALLBACK})
+
+
+# The trigger option that takes every option, and the starts that name none.
+ANY_OPTION = "ANY"
+
+
+class Source(enum.StrEnum):
+    """How an invocation was raised."""
+
+    API = "api"
+    WEBHOOK = "webhook"
+    CRON = "cron"
+    MANUAL = "manual"
+
+
+class Trigger(SQLModel, table=True):
+    __tablename__ = "triggers"
+
+    id: str = Field(primary_key=True, max_length=255)
+    name: str = Field(max_length=255)
+    type: str = Field(max_length=32)
+    description: str | None = None
+    input_schema: dict[str, Any] | None = _json()
+    example_input: dict[str, Any] | None = _json()
+    output_schema: dict[str, Any] | None = _json()
+    example_output: dict[str, Any] | None = _json()
+    # Trigger options (e.g. resource types) a producer names on start and subscriptions pick.
+    options: list[str] | None = _json()
+    # JSONPath into the input that gives an invocation's tenant when start names none.
+    tenant_id_path: str | None = Field(default=None, max_length=1024)
+    # Named schedules [{name, cron, timezone}] a subscription may pick.
+    schedules: list[dict[str, str]] | None = _json()
+    custom_schedules: bool = False
+    schedules_paused_by_default: bool = False
+    created: datetime = _time()
+
+
+class Subscription(SQLModel, table=True):
+    __tablename__ = "subscriptions"
+
+    id: str = Field(primary_key=True, max_length=64)
+    trigger_id: str = Field(index=True, max_length=255)
+    name: str = Field(max_length=255)
+    type: str = Field(default="HTTP", max_length=16)
+    description: str | None = None
+    enabled: bool = True
+    response_deadline: str = Field(default="PT1H", max_length=64)
+    filter: str | None = None
+    url: str
+    dispatch_mode: str = Field(max_length=16)
+    auth_type: str = Field(default=AuthType.NO_AUTH, max_length=16)
+    basic_user: str | None = None
+    # Password or bearer token, encrypted with a key derived from GATEWAY_SECRET_KEY.
+    credential: str | None = None
+    # Standard Webhooks signing secrets, encrypted like the credential. After a rotation the
+    # previous one keeps signing until its expiry, so subscribers can switch without a gap.
+    signing_secret: str | None = None
+    previous_signing_secret: str | None = None
+    previous_signing_secret_expires: datetime | None = _time(nullable=True)
+    # The trigger options wanted, or ["ANY"].
+    options: list[str] | None = _json()
+    # One run at a time per tenant; what arrives meanwhile is bundled into the next run.
+    debounce: bool = False
+    # The schedule: a trigger's named option (its cron and time zone copied here) or a custom
+    # cron. next_fire_at is the next tick, NULL while paused; firing moves it on atomically.
+    schedule_name: str | None = Field(default=None, max_length=255)
+    schedule_cron: str | None = Field(default=None, max_length=255)
+    schedule_timezone: str | None = Field(default=None, max_length=64)
+    schedule_tenant_id: str | None = Field(default=None, max_length=255)
+    schedule_paused: bool = False
+    next_fire_at: datetime | None = _time(nullable=True, index=True)
+    # The inbound webhook URL's token is signed over the id and this nonce: a new nonce
+    # revokes the old URL, none means no webhook. The nonce alone forges nothing.
+    webhook_nonce: str | None = Field(default=None, max_length=64)
+    created: datetime = _time()
+    modified: datetime = _time()
+
+
+class Invocation(SQLModel, table=True):
+    __tablename__ = "invocations"
+    __table_args__ = (
+        Index("ix_invocations_status_deadline", "status", "deadline"),
+        Index("ix_invocations_status_queued", "status", "queued_at"),
+        # A subscription's runs per tenant: the one in flight, the last one, the waiting ones.
+        Index("ix_invocations_lane", "subscription_id", "tenant_id", "completed"),
+    )
+
+    id: str = Field(primary_key=True, max_length=64)
+    trigger_id: str = Field(index=True, max_length=255)
+    trigger_type: str = Field(max_length=32)
+    subscription_id: str = Field(index=True, max_length=64)
+    subscription_name: str = Field(max_length=255)
+    # Snapshot of the subscription's mode when the trigger was raised.
+    dispatch_mode: str = Field(max_length=16)
+    type: str = Field(max_length=16)
+    status: str = Field(max_length=32)
+    input: dict[str, Any] | None = _json()
+    content_json: dict[str, Any] | None = _json()
+    output: Any = _json()
+    error: str | None = None
+    # Digest of the accepted completion, so a repeat of it is recognised.
+    completion_digest: str | None = Field(default=None, max_length=64)
+    attempts: int = 0
+    source: str = Field(default=Source.API, max_length=16)
+    tenant_id: str | None = Field(default=None, max_length=255)
+    option: str | None = Field(default=None, max_length=255)
+    # A webhook's request headers, credentials removed.
+    headers: dict[str, str] | None = _json()
+    # The invocations whose deliveries led to this one, oldest first (the loop guard).
+    chain: list[str] | None = _json()
+    # The run that carries this trigger (its own id when it leads the run).
+    run_id: str | None = Field(default=None, max_length=64, index=True)
+    created: datetime = _time(index=True)
+    deadline: datetime = _time()
+    queued_at: datetime = _time()
+    dispatched_at: datetime | None = _time(nullable=True)
+    completed: datetime | None = _time(nullable=True)
+
+
+class NewInvocation(TypedDict):
+    """An invocation as raised, before it is inserted (a plain INSERT of these rows: building
+    ORM objects and flushing them took 1.6 times as long, and nothing reads them back)."""
+
+    id: str
+    trigger_id: str
+    trigger_type: str
+    subscription_id: str
+    subscription_name: str
+    dispatch_mode: str
+    type: InvocationType
+    status: Status
+    input: dict[str, Any]
+    content_json: dict[str, Any]
+    attempts: int
+    created: datetime
+    deadline: datetime
+    queued_at: datetime
+    source: Source
+    tenant_id: str | None
+    option: str | None
+    headers: dict[str, str] | None
+    chain: list[str] | None
+    # Set only on an invocation that ends as it is raised (SUPPRESSED by the loop guard).
+    completed: NotRequired[datetime]
+    error: NotRequired[str]
+
+
+class ApiClient(SQLModel, table=True):
+    __tablename__ = "api_clients"
+
+    client_id: str = Field(primary_key=True, max_length=128)
+    secret_hash: str
+    # After a rotation the previous secret still works until its expiry.
+    previous_secret_hash: str | None = None
+    previous_secret_expires: datetime | None = _time(nullable=True)
+    scopes: str
+    created: datetime = _time()

@@ -1,0 +1,96 @@
+"""A subscriber's callback: POST /trigger-invocations/{id}/complete with the invocation's
+secret, its output or an error. Idempotent: the same completion twice is accepted twice."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from gateway.adapters.database.rows import get_existing
+from gateway.adapters.database.transitions import transition
+from gateway.domain import json_schema
+from gateway.domain.clock import timestamp, utcnow
+from gateway.domain.errors import Conflict, Forbidden, Gone, Invalid
+from gateway.domain.model import DispatchMode, Invocation, Status, Trigger, TriggerType
+from gateway.runtime import Runtime
+from gateway.usecases.finished import after_final
+from gateway.usecases.sweep import expire_due
+
+
+async def complete(rt: Runtime, invocation_id: str, secret: str, output: Any, error: str | None) -> None:
+    digest = _completion_digest(output, error)
+    async with rt.sessions() as session:
+        inv = await get_existing(session, Invocation, invocation_id)
+        if not rt.keys.check_callback_secret(inv.id, secret):
+            raise Forbidden("the secret does not match this invocation; use _metadata.secret")
+        _check_can_complete(inv, digest)
+        if Status(inv.status).terminal:
+            return  # the same completion again
+        past_deadline = utcnow() >= inv.deadline
+        if not past_deadline:
+            await _accept(session, inv, output, error, digest)
+    if past_deadline:
+        # Expired now rather than at the next sweep, so that its status agrees with the 410.
+        await expire_due(rt, invocation_id)
+        raise Gone(f"the deadline {timestamp(inv.deadline)} has passed")
+    await after_final(rt, [inv])
+
+
+async def _accept(
+    session: AsyncSession, inv: Invocation, output: Any, error: str | None, digest: str
+) -> None:
+    if error is not None:
+        values: dict[str, Any] = {"status": Status.FAILED, "error": f"the subscriber reported: {error}"}
+    else:
+        trigger = await session.get(Trigger, inv.trigger_id)
+        schema = trigger.output_schema if trigger else None
+        problems = json_schema.validate(schema, output) if output is not None else ["$: output is required"]
+        if problems:
+            raise Invalid(
+                "output does not match the trigger's outputSchema; correct it and send it again "
+                f"before {timestamp(inv.deadline)}",
+                causes=problems,
+            )
+        values = {"status": Status.COMPLETED, "output": output}
+    now = utcnow()
+    changed = await transition(
+        session,
+        inv.id,
+        # PENDING with an attempt behind it: delivered, then re-queued by a sweep.
+        {Status.PENDING, Status.DISPATCHING, Status.AWAITING_CALLBACK},
+        col(Invocation.attempts) > 0,
+        col(Invocation.deadline) > now,
+        completed=now,
+        completion_digest=digest,
+        **values,
+    )
+    await session.commit()
+    if not changed:
+        # Someone else moved it first, or the deadline passed meanwhile.
+        await session.refresh(inv)
+        _check_can_complete(inv, digest)
+        if not Status(inv.status).terminal:
+            raise Gone(f"the deadline {timestamp(inv.deadline)} has passed")
+
+
+def _check_can_complete(inv: Invocation, digest: str) -> None:
+    status = Status(inv.status)
+    if status.terminal:
+        if inv.completion_digest == digest:
+            return
+        if status == Status.EXPIRED:
+            raise Gone(f"the deadline {timestamp(inv.deadline)} has passed; the invocation expired")
+        raise Conflict(f"the invocation is already {status.value.lower()}")
+    if inv.trigger_type == TriggerType.FIRE_AND_FORGET or inv.dispatch_mode == DispatchMode.SYNC:
+        raise Conflict("this invocation does not take a callback: its subscription answers synchronously")
+    if status == Status.WAITING or (status == Status.PENDING and inv.attempts == 0):
+        raise Conflict("the invocation has not been delivered yet")
+
+
+def _completion_digest(output: Any, error: str | None) -> str:
+    canonical = json.dumps({"output": output, "error": error}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()

@@ -1,0 +1,64 @@
+"""Reading invocation statuses: one (long-polled until it is final, if asked), or a page."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+
+from sqlmodel import select
+
+from gateway.adapters.database import listing
+from gateway.adapters.database.rows import get_existing
+from gateway.domain.list_query import Listable, ListQuery
+from gateway.domain.model import Invocation, Status
+from gateway.runtime import Runtime
+
+LISTABLE = Listable(
+    filterable={
+        "triggerId": frozenset({"eq", "in"}),
+        "subscriptionId": frozenset({"eq", "in"}),
+        "id": frozenset({"eq", "in"}),
+        "type": frozenset({"eq"}),
+        "status": frozenset({"eq", "in"}),
+        "source": frozenset({"eq", "in"}),
+        "tenantId": frozenset({"eq", "in"}),
+        "runId": frozenset({"eq"}),
+    },
+    sortable=("triggerId", "subscriptionName", "created", "completed"),
+)
+_COLUMNS = {
+    "id": Invocation.id,
+    "triggerId": Invocation.trigger_id,
+    "subscriptionId": Invocation.subscription_id,
+    "subscriptionName": Invocation.subscription_name,
+    "type": Invocation.type,
+    "status": Invocation.status,
+    "source": Invocation.source,
+    "tenantId": Invocation.tenant_id,
+    "runId": Invocation.run_id,
+    "created": Invocation.created,
+    "completed": Invocation.completed,
+}
+
+
+async def get(rt: Runtime, invocation_id: str, wait: float = 0.0) -> Invocation:
+    """The invocation; if it is not final yet, wait up to ``wait`` seconds for it to be."""
+    loop = asyncio.get_running_loop()
+    give_up_at = loop.time() + wait
+    with rt.notifier.watch(invocation_id) as changed:
+        while True:
+            changed.clear()
+            async with rt.sessions() as session:
+                inv = await get_existing(session, Invocation, invocation_id)
+            remaining = give_up_at - loop.time()
+            if Status(inv.status).terminal or remaining <= 0:
+                return inv
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), timeout=remaining)
+
+
+async def list_page(rt: Runtime, query: ListQuery) -> tuple[Sequence[Invocation], int | None]:
+    order = [Invocation.created, Invocation.id]
+    async with rt.sessions() as session:
+        return await listing.page(session, select(Invocation), query, _COLUMNS, order)

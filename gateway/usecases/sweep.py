@@ -1,0 +1,114 @@
+"""The sweep: the database, not a queue, decides what is due. Every GATEWAY_SWEEP_INTERVAL
+(wherever the sweep runs: `serve` when embedded, every worker when distributed), passed
+deadlines expire, deliveries a crash or a lost message left behind are queued again, and
+waiting runs start. Every step is safe to run in many processes at once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from sqlalchemy import update
+from sqlmodel import col
+
+from gateway.adapters.database.transitions import ENDED_COLUMNS
+from gateway.adapters.queue import DispatchJob
+from gateway.domain.clock import utcnow
+from gateway.domain.model import Invocation, Status
+from gateway.runtime import Runtime
+from gateway.usecases import runs
+from gateway.usecases.finished import after_final
+
+log = logging.getLogger("gateway.sweep")
+
+# A PENDING invocation not claimed this long after it was queued is queued again.
+REQUEUE_AFTER = timedelta(seconds=5)
+# A DISPATCHING invocation older than the time limit plus this was cut off by a crash.
+STRANDED_GRACE = timedelta(seconds=5)
+# Deliveries cut off this often are not tried again.
+MAX_ATTEMPTS = 5
+
+
+async def expire_due(rt: Runtime, invocation_id: str | None = None) -> list[str]:
+    """Mark EXPIRED every invocation (or just this one) still awaiting its callback past
+    its deadline."""
+    now = utcnow()
+    query = (
+        update(Invocation)
+        .where(col(Invocation.status) == Status.AWAITING_CALLBACK)
+        .where(col(Invocation.deadline) <= now)
+    )
+    if invocation_id is not None:
+        query = query.where(col(Invocation.id) == invocation_id)
+    async with rt.sessions() as session:
+        result = await session.execute(
+            query.values(
+                status=Status.EXPIRED, completed=now, error="no callback before the deadline"
+            ).returning(*ENDED_COLUMNS)
+        )
+        expired = result.all()
+        await session.commit()
+    if expired:
+        await after_final(rt, expired)
+        log.info("expired %d invocation(s) past their deadline", len(expired))
+    return [row.id for row in expired]
+
+
+async def requeue_due(rt: Runtime) -> list[DispatchJob]:
+    """Queue again what a crash or a lost message left behind."""
+    now = utcnow()
+    stranded_before = now - timedelta(seconds=rt.settings.response_timeout) - STRANDED_GRACE
+    stranded = (
+        update(Invocation)
+        .where(col(Invocation.status) == Status.DISPATCHING)
+        .where(col(Invocation.dispatched_at) < stranded_before)
+    )
+    async with rt.sessions() as session:
+        gave_up = await session.execute(
+            stranded.where(col(Invocation.attempts) >= MAX_ATTEMPTS)
+            .values(
+                status=Status.FAILED,
+                completed=now,
+                error=f"delivery was interrupted {MAX_ATTEMPTS} times; not trying again",
+            )
+            .returning(*ENDED_COLUMNS)
+        )
+        failed = gave_up.all()
+        await session.execute(stranded.values(status=Status.PENDING, queued_at=now - REQUEUE_AFTER))
+        result = await session.execute(
+            update(Invocation)
+            .where(col(Invocation.status) == Status.PENDING)
+            .where(col(Invocation.queued_at) <= now - REQUEUE_AFTER)
+            .values(queued_at=now)
+            .returning(col(Invocation.id), col(Invocation.attempts))
+        )
+        due = [DispatchJob(invocation_id, attempts) for invocation_id, attempts in result.all()]
+        await session.commit()
+    if due:
+        log.info("re-queued %d invocation(s) found pending", len(due))
+        await rt.queue.enqueue(due)
+    await after_final(rt, failed)
+    return due
+
+
+# Schedules have a loop of their own, which wakes at the next tick (schedules.fire_forever).
+STEPS = (expire_due, requeue_due, runs.promote_due)
+
+
+async def sweep_once(rt: Runtime) -> None:
+    # Each step on its own: one that fails (say, on a row it cannot handle) must not stop
+    # the others, which are what keep deadlines and deliveries moving.
+    for step in STEPS:
+        try:
+            await step(rt)
+        except Exception:
+            log.exception(
+                "sweep: %s failed; it runs again in %.1f s", step.__name__, rt.settings.sweep_interval
+            )
+
+
+async def sweep_forever(rt: Runtime) -> None:
+    while True:
+        await sweep_once(rt)
+        await asyncio.sleep(rt.settings.sweep_interval)

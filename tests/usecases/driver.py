@@ -1,0 +1,136 @@
+"""The use cases driven directly, as the API's handlers call them, without HTTP: each method
+returns the document the API would answer with, and a refusal raises the use case's error
+(domain/errors.py), whose ``status`` is the one the API would answer with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.domain.documents import (
+    RunIn,
+    StartInvocationIn,
+    SubscriptionIn,
+    TestInvocationIn,
+    TriggerIn,
+    invocation_out,
+    status_out,
+    subscription_out,
+    trigger_out,
+)
+from gateway.domain.errors import ApiError
+from gateway.domain.list_query import parse_list_query
+from gateway.domain.model import Source
+from gateway.runtime import Runtime
+from gateway.usecases import callbacks, raise_trigger, statuses, subscriptions, triggers, webhooks
+from tests.gateway_client import Polls
+
+Document = dict[str, Any]
+
+
+class Driver(Polls):
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.signing_secrets: dict[str, str] = {}
+
+    async def create_trigger(self, trigger_id: str = "test:approver", **fields: Any) -> Document:
+        spec = TriggerIn.model_validate(
+            {"id": trigger_id, "name": "Approver", "type": "REQUEST_RESPONSE", **fields}
+        )
+        return trigger_out(await triggers.create(self.rt, spec))
+
+    async def replace_trigger(self, trigger_id: str, **fields: Any) -> Document:
+        return trigger_out(
+            await triggers.replace(self.rt, TriggerIn.model_validate({"id": trigger_id, **fields}))
+        )
+
+    async def subscribe(self, trigger_id: str, url: str, mode: str = "SYNC", **fields: Any) -> Document:
+        spec = SubscriptionIn.model_validate(
+            {
+                "triggerId": trigger_id,
+                "name": fields.pop("name", f"sub {mode} {url.rsplit('/', 1)[-1]}"),
+                "httpConfig": {"url": url, "httpDispatchMode": mode, **fields.pop("httpConfig", {})},
+                **fields,
+            }
+        )
+        sub, trigger_name, secret = await subscriptions.create(self.rt, spec)
+        self.signing_secrets[sub.id] = secret
+        return subscription_out(sub, trigger_name)
+
+    async def subscription(self, subscription_id: str) -> Document:
+        return subscription_out(*await subscriptions.get(self.rt, subscription_id))
+
+    async def patch_subscription(self, subscription_id: str, operations: list[Document]) -> Document:
+        return subscription_out(*await subscriptions.patch(self.rt, subscription_id, operations))
+
+    async def start(
+        self, trigger_id: str, input: Document, caused_by: str | None = None, **fields: Any
+    ) -> list[Document]:
+        spec = StartInvocationIn.model_validate({"triggerId": trigger_id, "input": input, **fields})
+        started = await raise_trigger.start(
+            self.rt,
+            spec.triggerId,
+            spec.input,
+            spec.contentJson,
+            tenant_id=spec.tenantId,
+            option=spec.option,
+            caused_by=caused_by,
+        )
+        return [invocation_out(inv, self.rt.keys.callback_secret(inv.id)) for inv in started]
+
+    async def test(self, trigger_id: str, **fields: Any) -> list[Document]:
+        spec = TestInvocationIn.model_validate({"triggerId": trigger_id, **fields})
+        started = await raise_trigger.start(
+            self.rt,
+            spec.triggerId,
+            spec.input,
+            spec.contentJson,
+            test=True,
+            subscription_ids=spec.subscriptionIds,
+        )
+        return [invocation_out(inv, self.rt.keys.callback_secret(inv.id)) for inv in started]
+
+    async def run(self, subscription_id: str, caused_by: str | None = None, **fields: Any) -> Document:
+        """A manual run (POST /trigger-subscriptions/{id}/run)."""
+        spec = RunIn.model_validate(fields)
+        started = await raise_trigger.raise_run(
+            self.rt,
+            subscription_id,
+            Source.MANUAL,
+            spec.payload,
+            tenant_id=spec.tenantId,
+            caused_by=caused_by,
+        )
+        return invocation_out(started, self.rt.keys.callback_secret(started.id))
+
+    async def webhook_call(
+        self, subscription_id: str, body: bytes, content_type: str = "application/json", **headers: str
+    ) -> str:
+        """A call to the subscription's webhook URL; the id of what it raised."""
+        items = [("content-type", content_type), *headers.items()]
+        started = await webhooks.receive(self.rt, subscription_id, body, content_type, items)
+        return started.id
+
+    async def status(self, invocation_id: str, wait: float = 0) -> Document:
+        return status_out(await statuses.get(self.rt, invocation_id, wait))
+
+    async def statuses(self, **params: str) -> list[Document]:
+        query = parse_list_query(params, statuses.LISTABLE)
+        rows, _ = await statuses.list_page(self.rt, query)
+        return [status_out(inv) for inv in rows]
+
+    async def callback(
+        self, metadata: Document, output: Any = None, error: str | None = None, secret: str | None = None
+    ) -> None:
+        """A callback as the delivered ``_metadata`` tells the subscriber to make it."""
+        invocation_id = metadata["callbackURL"].rsplit("/", 2)[-2]
+        await callbacks.complete(self.rt, invocation_id, secret or metadata["secret"], output, error)
+
+    async def complete(
+        self, metadata: Document, output: Any = None, error: str | None = None, secret: str | None = None
+    ) -> int:
+        """The same callback; the status code the API would answer it with."""
+        try:
+            await self.callback(metadata, output, error, secret)
+        except ApiError as exc:
+            return exc.status
+        return 204
