@@ -51,7 +51,9 @@ async def closed_loop(
     cpu: Callable[[], float] | None = None,
 ) -> Run:
     """Run ``operation`` from ``concurrency`` callers; latencies of operations that start in
-    the first ``warmup`` seconds are not kept (connections opening, caches filling).
+    the first ``warmup`` seconds are not kept (connections opening, caches filling). Each
+    caller goes on past the end until it has measured one operation, so that a run on a
+    machine too busy for the window still has a latency to report.
     ``cpu`` reads the CPU seconds of the processes under test, to divide by operations."""
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -61,17 +63,20 @@ async def closed_loop(
     cpu_before = cpu() if cpu else 0.0
 
     async def caller() -> None:
-        while (begun := loop.time()) < stop_at:
+        measured = failed = 0
+        while (begun := loop.time()) < stop_at or (not measured and failed < 3):
             t0 = time.perf_counter()
             try:
                 await operation()
             except Exception as exc:  # counted, and the first one shown: a benchmark must not hide errors
                 run.errors += 1
                 run.first_error = run.first_error or f"{type(exc).__name__}: {exc}"
+                failed += 1
                 continue
             run.operations += 1
             if begun >= measure_from:
                 run.latencies_ms.append((time.perf_counter() - t0) * 1000)
+                measured += 1
 
     await asyncio.gather(*(caller() for _ in range(concurrency)))
     # The operations in flight at stop_at finish after it: count the time they took.

@@ -4,7 +4,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import fields
@@ -19,12 +18,27 @@ from redis.asyncio import Redis
 from gateway.api.app import create_app
 from gateway.settings import PREFIX, Settings
 from tests.gateway_client import GatewayClient
+from tests.processes import GatewayProcess
 from tests.servers import Subscriber, bound_socket, serve
 from tests.services import Store, distributed_store, drop_store
 
 CLIENT_ID = "test-admin"
 CLIENT_SECRET = "test-admin-secret-0123456789"
 MODES = ["embedded", "distributed"]
+
+
+# The tests that load the whole machine: they run one after the other, in one process.
+LOADS_THE_MACHINE = "loads_the_machine"
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """With pytest-xdist (--dist loadgroup): a module's tests stay in one process, so a gateway
+    a module shares is started once; the machine-loading tests share one process, so neither
+    runs while the other loads the machine (each measures the load it makes, not both)."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
 
 
 def make_settings(tmp_path: Path | Store, public_url: str, **overrides: Any) -> Settings:
@@ -131,15 +145,15 @@ def settings_env(settings: Settings) -> dict[str, str]:
 @asynccontextmanager
 async def worker_process(
     settings: Settings | None, *, wait: bool = True
-) -> AsyncIterator[subprocess.Popen[bytes] | None]:
+) -> AsyncIterator[GatewayProcess | None]:
     """`gateway worker` as its own process, when the settings name a Redis server; ready
     (healthy) when ``wait``, else just started."""
     if settings is None or not settings.redis_url:
         yield None
         return
     env = {**os.environ, **settings_env(settings), "GATEWAY_LOG_LEVEL": "WARNING"}
-    # Popen only forks; the wait for readiness below is asynchronous.
-    process = subprocess.Popen([sys.executable, "-m", "gateway.cli", "worker"], env=env)  # noqa: ASYNC220
+    # Starting only forks; the wait for readiness below is asynchronous.
+    process = GatewayProcess(["worker"], env)
     try:
         if wait:
             await wait_until_healthy(settings, process)
@@ -154,7 +168,7 @@ async def worker_process(
                 await asyncio.to_thread(process.wait)
 
 
-async def wait_until_healthy(settings: Settings, process: subprocess.Popen[bytes]) -> None:
+async def wait_until_healthy(settings: Settings, process: GatewayProcess) -> None:
     redis = Redis.from_url(settings.redis_url)
     try:
         async with asyncio.timeout(30):

@@ -10,11 +10,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench.report import BEGIN, END, TITLES
+from tests.conftest import LOADS_THE_MACHINE
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.xdist_group(LOADS_THE_MACHINE)
 def test_smoke_run_writes_every_table_with_numbers(tmp_path: Path) -> None:
     out = tmp_path / "BENCHMARKS.md"
     out.write_text(f"# Benchmarks\n\nnotes kept\n\n{BEGIN}\nold\n{END}\n\nmore notes\n")

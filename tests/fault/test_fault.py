@@ -27,7 +27,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -40,6 +39,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
+import pytest
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -47,8 +47,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.settings import Settings
-from tests.conftest import CLIENT_ID, CLIENT_SECRET, make_settings, settings_env, wait_until_healthy
+from tests.conftest import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    LOADS_THE_MACHINE,
+    make_settings,
+    settings_env,
+    wait_until_healthy,
+)
 from tests.gateway_client import GatewayClient
+from tests.processes import GatewayProcess
 from tests.servers import Received, Subscriber, bound_socket, serve
 from tests.services import Store, distributed_store, drop_store, require_services
 
@@ -89,18 +97,11 @@ class Process:
     args: list[str]
     settings: Settings
     log: Path
-    popen: subprocess.Popen[bytes] | None = None
+    popen: GatewayProcess | None = None
 
     def spawn(self) -> None:
         env = {**os.environ, **settings_env(self.settings), "GATEWAY_LOG_LEVEL": "WARNING"}
-        with self.log.open("ab") as out:
-            self.popen = subprocess.Popen(
-                [sys.executable, "-m", "gateway.cli", *self.args],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=self.log.parent,
-            )
+        self.popen = GatewayProcess(self.args, env, log=self.log, cwd=self.log.parent)
 
     @property
     def pid(self) -> int:
@@ -650,6 +651,7 @@ def check(
     return problems, repeats
 
 
+@pytest.mark.xdist_group(LOADS_THE_MACHINE)
 async def test_invocations_survive_killed_processes_and_a_lost_redis(tmp_path: Path) -> None:
     await require_services()
     began = time.monotonic()

