@@ -35,7 +35,7 @@ from gateway.usecases.sweep import expire_due
 log = logging.getLogger("gateway.worker")
 
 
-async def dispatch(ctx: dict[str, Any], invocation_id: str) -> None:
+async def start_delivery(ctx: dict[str, Any], invocation_id: str) -> None:
     deliveries: DeliveryPool = ctx["deliveries"]
     await deliveries.start(invocation_id)
 
@@ -67,7 +67,8 @@ def create_worker(settings: Settings) -> Worker:
     return Worker(
         functions=[
             # A job waits at most for a slot, which a delivery frees within its time limit.
-            func(dispatch, name=arq_queue.DISPATCH, timeout=settings.response_timeout + 30),
+            # The job names are what API processes enqueue: kept across versions for rolling upgrades.
+            func(start_delivery, name=arq_queue.DISPATCH, timeout=settings.response_timeout + 30),
             func(expire, name=arq_queue.EXPIRE, timeout=30),
         ],
         queue_name=settings.queue_name,
