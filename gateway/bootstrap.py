@@ -33,7 +33,7 @@ from gateway.adapters.queue.memory import InProcessQueue
 from gateway.domain.keys import Keys
 from gateway.runtime import Runtime
 from gateway.settings import Settings
-from gateway.usecases import api_clients, schedules, triggers
+from gateway.usecases import api_clients, schedules, subscriptions, triggers
 from gateway.usecases.deliver import deliver
 from gateway.usecases.sweep import sweep_forever
 
@@ -65,7 +65,10 @@ async def open_runtime(settings: Settings, role: Role) -> AsyncIterator[Runtime]
             notifier = LocalNotifier()
             limiter = MemoryLimiter()
         sessions = database.sessionmaker(engine)
-        rt = Runtime(settings, sessions, Keys(settings.signing_keys), queue, notifier, http, limiter, policy)
+        keys = Keys(settings.signing_keys)
+        rt = Runtime(
+            settings, sessions, keys, queue, notifier, http, limiter, policy, api_clients.KnownClients()
+        )
         if role == "api":
             await _prepare_catalog(rt)
         await notifier.start()
@@ -87,6 +90,9 @@ async def _cancel(task: asyncio.Task[None]) -> None:
 
 async def _prepare_catalog(rt: Runtime) -> None:
     await api_clients.ensure_bootstrap_client(rt)
+    sealed = await subscriptions.seal_url_queries(rt)
+    if sealed:
+        log.info("encrypted the query strings of %d subscription URL(s)", sealed)
     if rt.settings.triggers_file:
         count = await triggers.load_catalog(rt, Path(rt.settings.triggers_file))
         log.info("loaded %d trigger(s) from %s", count, rt.settings.triggers_file)

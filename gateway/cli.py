@@ -12,6 +12,7 @@ from sqlalchemy import make_url
 
 from gateway.adapters.database import engine as db
 from gateway.api.app import create_app
+from gateway.api.server import uvicorn_options
 from gateway.example_subscriber import create_example_subscriber
 from gateway.settings import Settings, SettingsError
 
@@ -67,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     port = args.port if args.port is not None else settings.port
     database = make_url(settings.database_url).render_as_string(hide_password=True)
     print(f"gateway: serving on http://{host}:{port} (database {database})", file=sys.stderr)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+    app = create_app(settings)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, **uvicorn_options(settings))
     return 0
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from gateway.adapters.database.engine import Sessions
 from gateway.adapters.limiter import Limiter
@@ -16,6 +17,9 @@ from gateway.adapters.outbound.target_policy import TargetPolicy
 from gateway.adapters.queue import DispatchQueue
 from gateway.domain.keys import Keys
 from gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from gateway.usecases.api_clients import KnownClients
 
 
 @dataclass
@@ -29,6 +33,8 @@ class Runtime:
     limiter: Limiter
     # Which subscriber addresses may be called (the SSRF guard).
     targets: TargetPolicy
+    # Whether the API client an access token names still exists (cached for a second).
+    known_clients: KnownClients
 
 
 log = logging.getLogger("gateway")

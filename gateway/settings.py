@@ -60,10 +60,15 @@ class Settings:
     # The same for each subscription's webhook URL, which takes calls without an access token.
     webhook_rate_limit: float = 100.0
     webhook_rate_burst: int = 200
-    # Wrong secrets accepted per invocation's callback, per client id and per remote address
-    # at POST /oauth/token, within failure_window seconds; then 429 until the window ends.
+    # Wrong secrets accepted within failure_window seconds, then 429 until the window ends:
+    # per invocation's callback from one address (IPv6: one /64), and from all addresses;
+    # at POST /oauth/token per client id from one address, per client id from all addresses,
+    # and per address. The ceilings over all addresses are high, so that an anonymous flood
+    # naming a client id or an invocation cannot lock its owner out.
     callback_failure_limit: int = 10
+    callback_invocation_failure_limit: int = 1000
     token_failure_limit: int = 10
+    token_client_failure_limit: int = 1000
     token_address_failure_limit: int = 100
     failure_window: float = 300.0
     # Loop guard: how many deliveries deep a start may be raised by a subscriber's own action
@@ -86,6 +91,13 @@ class Settings:
     log_level: str = "INFO"
     host: str = "127.0.0.1"
     port: int = 8080
+    # How long a request's headers may take to arrive (from its first byte, or from the
+    # connection for one that sends nothing) and its body (from its headers), in seconds;
+    # slower ones get 408 and are closed. Past max_connections open connections (or requests
+    # in progress) per process, requests get 503.
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_connections: int = 4096
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -116,6 +128,11 @@ class Settings:
             parse_networks(self.allowed_target_networks)
         except ValueError as exc:
             raise SettingsError(f"GATEWAY_ALLOWED_TARGET_NETWORKS: {exc}") from None
+        for name in ("header_timeout", "body_timeout"):
+            if not math.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
+                raise SettingsError(f"{PREFIX}{name.upper()} must be a positive number of seconds")
+        if self.max_connections < 1:
+            raise SettingsError("GATEWAY_MAX_CONNECTIONS must be at least 1")
         if self.sweep_interval <= 0:
             raise SettingsError("GATEWAY_SWEEP_INTERVAL must be a positive number of seconds")
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
@@ -156,7 +173,13 @@ class Settings:
             raise SettingsError("GATEWAY_MAX_BUNDLE must be from 1 to 1000 triggers")
         if self.max_bundle_bytes < 1024:
             raise SettingsError("GATEWAY_MAX_BUNDLE_BYTES must be at least 1024")
-        for name in ("callback_failure_limit", "token_failure_limit", "token_address_failure_limit"):
+        for name in (
+            "callback_failure_limit",
+            "callback_invocation_failure_limit",
+            "token_failure_limit",
+            "token_client_failure_limit",
+            "token_address_failure_limit",
+        ):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be 0 (no limit) or more failures")
         if not math.isfinite(self.failure_window) or self.failure_window <= 0:

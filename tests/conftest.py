@@ -16,6 +16,7 @@ import pytest_asyncio
 from redis.asyncio import Redis
 
 from gateway.api.app import create_app
+from gateway.api.server import uvicorn_options
 from gateway.settings import PREFIX, Settings
 from tests.gateway_client import GatewayClient
 from tests.processes import GatewayProcess
@@ -122,12 +123,12 @@ def start_gateway(
         # The worker process starts (and, at the end, stops) while the API does the same.
         async with (
             worker_process(settings if worker else None, wait=False) as process,
-            serve(create_app(settings), sock),
+            serve(create_app(settings), sock, **uvicorn_options(settings)),
             httpx.AsyncClient(base_url=url, timeout=60) as http,
         ):
             if process is not None:
                 await wait_until_healthy(settings, process)
-            client = GatewayClient(http, settings)
+            client = GatewayClient(http, settings, process.pid if process is not None else None)
             await client.login(CLIENT_ID, CLIENT_SECRET)
             try:
                 yield client

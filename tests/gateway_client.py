@@ -32,10 +32,11 @@ class Polls:
 
 
 class GatewayClient(Polls):
-    def __init__(self, http: httpx.AsyncClient, settings: Settings) -> None:
+    def __init__(self, http: httpx.AsyncClient, settings: Settings, worker_pid: int | None = None) -> None:
         self.http = http
         self.settings = settings
         self.signing_secrets: dict[str, str] = {}
+        self.worker_pid = worker_pid  # distributed: the process that delivers
 
     async def login(self, client_id: str, client_secret: str) -> None:
         response = await self.http.post(

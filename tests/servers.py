@@ -28,11 +28,11 @@ def bound_socket() -> socket.socket:
 
 
 @asynccontextmanager
-async def serve(app: ASGIApp, sock: socket.socket | None = None) -> AsyncIterator[str]:
-    """Run ``app`` under uvicorn on loopback; yield its base URL."""
+async def serve(app: ASGIApp, sock: socket.socket | None = None, **options: Any) -> AsyncIterator[str]:
+    """Run ``app`` under uvicorn on loopback (with uvicorn.Config ``options``); yield its base URL."""
     sock = sock or bound_socket()
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=1)
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=1, **options)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:

@@ -45,9 +45,10 @@ async def authorize(request: Request, any_of: Sequence[str]) -> None:
         )
     rt = runtime(request)
     claims = rt.keys.read_token(token.strip(), rt.settings.token_ttl)
-    if claims is None:
+    if claims is None or not await rt.known_clients.exists(rt, claims.client_id):
         raise Unauthorized(
-            "the access token is invalid or expired; get a new one from POST /oauth/token",
+            "the access token is invalid or expired, or its client was deleted; "
+            "get a new one from POST /oauth/token",
             headers=challenge,
         )
     await _within_rate(rt, claims.client_id)

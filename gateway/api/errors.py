@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.types import Scope
 
+from gateway.api.responses import JSONResponse
 from gateway.domain.errors import ApiError, Invalid, describe_validation_error
 
 log = logging.getLogger("gateway.api")

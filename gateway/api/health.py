@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from gateway.api.requests import runtime
+from gateway.api.responses import JSONResponse
 from gateway.usecases.health import database_problem
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from gateway.adapters import limiter
 from gateway.api.requests import caused_by, runtime
+from gateway.api.responses import JSONResponse
 from gateway.domain.errors import TooManyRequests
 from gateway.usecases import webhooks
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from gateway.adapters import limiter
 from gateway.api.auth import requires
-from gateway.api.requests import body, caused_by, list_query, runtime, total_header
+from gateway.api.requests import body, caused_by, list_query, runtime
+from gateway.api.responses import JSONResponse, total_header
 from gateway.domain.documents import (
     CompleteInvocationIn,
     StartInvocationIn,
@@ -59,13 +60,18 @@ async def complete_invocation(request: Request) -> Response:
     spec = await body(request, CompleteInvocationIn)
     rt = runtime(request)
     invocation_id = request.path_params["id"]
-    # After too many wrong secrets for one invocation, refuse without checking the secret
-    # until the window passes: guessing an HMAC is hopeless anyway, but a leaked invocation
-    # id must not buy unlimited guesses, nor a storm unlimited database reads. The cost is
-    # that whoever floods an id delays its real callback; the right secret works again
-    # after Retry-After. Only a wrong secret (403) stays counted.
-    counted = [(limiter.key("callback", invocation_id), rt.settings.callback_failure_limit)]
-    async with limiter.counted_attempts(rt.limiter, counted, rt.settings.failure_window, Forbidden) as wait:
+    # After too many wrong secrets for one invocation from one address (or, a hundred times
+    # as many, from all addresses), refuse without checking the secret until the window
+    # passes: guessing an HMAC is hopeless anyway, but a leaked invocation id must not buy
+    # unlimited guesses, nor a storm unlimited database reads, and a flood from elsewhere must
+    # not lock out the real subscriber. Only a wrong secret (403) stays counted.
+    address = limiter.address(request.client.host if request.client else "unknown")
+    settings = rt.settings
+    counted = [
+        (limiter.key("callback-address", f"{invocation_id} {address}"), settings.callback_failure_limit),
+        (limiter.key("callback", invocation_id), settings.callback_invocation_failure_limit),
+    ]
+    async with limiter.counted_attempts(rt.limiter, counted, settings.failure_window, Forbidden) as wait:
         if wait > 0:
             raise TooManyRequests(f"too many wrong secrets for invocation {invocation_id}", wait)
         await callbacks.complete(rt, invocation_id, spec.secret, spec.output, spec.error)

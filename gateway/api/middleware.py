@@ -14,8 +14,9 @@ from gateway.api.errors import INTERNAL_ERROR, error_response
 from gateway.domain.errors import ApiError, TooLarge
 
 log = logging.getLogger("gateway.access")
-# A webhook URL's last segment is its credential: never logged.
-WEBHOOK_PATH = re.compile(r"^((?:/beta)?/hooks/)[^/]+")
+# A webhook URL's last segment is its credential: never logged, whatever comes before it
+# (//hooks/<token> reaches the same route).
+WEBHOOK_PATH = re.compile(r"(/hooks/)[^/]+")
 
 
 def loggable_path(path: str) -> str:

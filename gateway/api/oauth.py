@@ -8,11 +8,12 @@ import json
 from urllib.parse import parse_qs
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from gateway.adapters import limiter
 from gateway.api.errors import error_response
-from gateway.api.requests import NO_STORE, runtime
+from gateway.api.requests import runtime
+from gateway.api.responses import NO_STORE, JSONResponse
 from gateway.domain.errors import ApiError, TooManyRequests
 from gateway.usecases import api_clients
 
@@ -82,16 +83,18 @@ async def _credentials(request: Request) -> tuple[str, str, set[str] | None]:
 async def _grant(
     request: Request, client_id: str, client_secret: str, requested: set[str] | None
 ) -> frozenset[str]:
-    """Count this authentication against the client id and the caller's address, and refuse
-    it before any scrypt work once either has failed too often: that caps both the guesses
-    at a weak secret and the CPU a flood can burn. The cost is that a flood naming a client
-    id delays its owner's next token until Retry-After (tokens already issued keep working);
-    the address limit is higher, as many callers may share one address behind a NAT."""
+    """Count this authentication against the client id from this address, the client id, and
+    the address, and refuse it before any scrypt work once one has failed too often: that
+    caps both the guesses at a weak secret and the CPU a flood can burn. A flood naming a
+    client id from other addresses meets the client id's ceiling only after a hundred times
+    as many guesses, so it cannot lock the owner out cheaply; the address limit is higher
+    than the per-pair one, as many callers may share one address behind a NAT."""
     rt = runtime(request)
     settings = rt.settings
-    address = request.client.host if request.client else "unknown"
+    address = limiter.address(request.client.host if request.client else "unknown")
     counted = [
-        (limiter.key("token-client", client_id), settings.token_failure_limit),
+        (limiter.key("token-client-address", f"{client_id} {address}"), settings.token_failure_limit),
+        (limiter.key("token-client", client_id), settings.token_client_failure_limit),
         (limiter.key("token-address", address), settings.token_address_failure_limit),
     ]
     async with limiter.counted_attempts(rt.limiter, counted, settings.failure_window, InvalidClient) as wait:

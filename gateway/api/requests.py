@@ -1,5 +1,5 @@
-"""What endpoints read from a request (the runtime, JSON bodies, list parameters, the loop
-guard's header) and the headers they add to answers."""
+"""What endpoints read from a request: the runtime, JSON bodies, list parameters, the loop
+guard's header."""
 
 from __future__ import annotations
 
@@ -17,8 +17,6 @@ from gateway.domain.list_query import Listable, ListQuery, QueryError, parse_lis
 from gateway.runtime import Runtime
 
 INVOCATION_ID = re.compile(r"[A-Za-z0-9\-]{1,64}")
-# On every answer that carries a secret: no cache may keep it.
-NO_STORE = {"Cache-Control": "no-store"}
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -38,7 +36,7 @@ async def read_json(request: Request) -> Any:
         raise Invalid("the request body is empty; send a JSON document")
     try:
         return strict_json.loads(body)
-    except strict_json.TooDeep as exc:
+    except strict_json.Refused as exc:
         raise Invalid(f"the request body is refused: {exc}") from None
     except ValueError as exc:
         raise Invalid(f"the request body is not valid JSON: {exc}") from None
@@ -58,10 +56,6 @@ def list_query(request: Request, listable: Listable) -> ListQuery:
         return parse_list_query(request.query_params, listable)
     except QueryError as exc:
         raise Invalid(str(exc)) from None
-
-
-def total_header(total: int | None) -> dict[str, str]:
-    return {} if total is None else {"X-Total-Count": str(total)}
 
 
 def caused_by(request: Request) -> str | None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from gateway.api.auth import requires
-from gateway.api.requests import NO_STORE, body, caused_by, list_query, read_json, runtime, total_header
+from gateway.api.requests import body, caused_by, list_query, read_json, runtime
+from gateway.api.responses import NO_STORE, JSONResponse, total_header
 from gateway.domain.documents import RunIn, SubscriptionIn, ValidateFilterIn, invocation_out, subscription_out
 from gateway.domain.jsonpath_filter import validate_filter
 from gateway.domain.model import Source

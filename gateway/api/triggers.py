@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from gateway.api.auth import SCOPES, requires
-from gateway.api.requests import body, list_query, runtime, total_header
+from gateway.api.requests import body, list_query, runtime
+from gateway.api.responses import JSONResponse, total_header
 from gateway.domain.documents import TriggerIn, trigger_out
 from gateway.domain.errors import Invalid
 from gateway.usecases import triggers

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from gateway.domain import json_schema, rotation, signing, strict_json
+from gateway.domain import rotation, signing, strict_json, urls
 from gateway.domain.clock import timestamp
 from gateway.domain.keys import Keys
 from gateway.domain.model import AuthType, DispatchMode, Invocation, Subscription, TriggerType
@@ -32,7 +32,6 @@ class Delivery:
     body: bytes
     mode: DispatchMode
     fire_and_forget: bool
-    output_schema: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,6 @@ def callback_url(public_url: str, invocation_id: str) -> str:
 def request_for(
     inv: Invocation,
     sub: Subscription,
-    output_schema: dict[str, Any] | None,
     run: dict[str, Any],
     *,
     keys: Keys,
@@ -89,12 +87,11 @@ def request_for(
     elif sub.auth_type == AuthType.BEARER_TOKEN and sub.credential is not None:
         headers["authorization"] = "Bearer " + keys.decrypt(sub.credential)
     return Delivery(
-        url=sub.url,
+        url=urls.joined(sub.url, None if sub.url_query is None else keys.decrypt(sub.url_query)),
         headers=headers,
         body=body,
         mode=DispatchMode(inv.dispatch_mode),
         fire_and_forget=fire_and_forget,
-        output_schema=output_schema,
     )
 
 
@@ -115,19 +112,17 @@ def classify(delivery: Delivery, status: int, body: bytes) -> Outcome:
         dynamic = delivery.mode == DispatchMode.DYNAMIC
         expected = "200 with the output or 202" if dynamic else "200 with the output"
         return failed(f"the subscriber answered HTTP {status}; {delivery.mode} expects {expected}")
-    return output_outcome(body, delivery.output_schema)
+    return output_outcome(body)
 
 
-def output_outcome(body: bytes, schema: dict[str, Any] | None) -> Outcome:
+def output_outcome(body: bytes) -> Outcome:
+    """A SYNC answer's output (usecases/deliver then checks it against the outputSchema)."""
     try:
         output = strict_json.loads(body)
-    except strict_json.TooDeep as exc:
+    except strict_json.Refused as exc:
         return failed(f"the subscriber's answer is refused: {exc}")
     except ValueError:
         return failed("the subscriber's answer is not JSON" + (" (empty body)" if not body else ""))
     if output is None:
         return failed("the subscriber's answer is null; send the output as JSON")
-    problems = json_schema.validate(schema, output)
-    if problems:
-        return failed("the output does not match the trigger's outputSchema: " + "; ".join(problems))
     return Outcome("completed", output=output)

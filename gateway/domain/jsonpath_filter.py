@@ -9,6 +9,11 @@ Differences from python-jsonpath's RFC 9535 behaviour that matter for Jayway:
   (``@.a[*].b``, ``$..x``) compare as the list of their values, whatever its length.
 - Extra operators: ``nin``, ``anyof``, ``noneof``, ``subsetof``, ``size``, ``empty``;
   ``in``/``contains``/``=~`` follow Jayway's evaluators rather than Python's ``in``.
+
+Every regular expression (``=~ /pattern/flags``, ``match()``, ``search()``) runs on RE2
+(domain/regex.py): a pattern RE2 cannot run is refused when the filter is compiled.
+``tenant_path`` compiles trigger tenant paths the same way, with the library's own
+(RFC 9535) semantics.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
-from typing import Final, TypeGuard
+from typing import Any, Final, TypeGuard
 
 from jsonpath import (
     JSONPathEnvironment,
@@ -27,12 +32,26 @@ from jsonpath import (
     NodeList,
     Parser,
 )
-from jsonpath.filter import UNDEFINED, BaseExpression, FilterQuery, InfixExpression
+from jsonpath.filter import (
+    UNDEFINED,
+    BaseExpression,
+    FilterQuery,
+    InfixExpression,
+    RegexLiteral,
+    StringLiteral,
+)
+from jsonpath.function_extensions import ExpressionType, FilterFunction
 from jsonpath.path import CompoundJSONPath, JSONPath
 from jsonpath.selectors import Filter, FilterContext, KeysFilter
 from jsonpath.stream import TokenStream
+from jsonpath.token import TOKEN_RE_FLAGS, Token
+
+from gateway.domain import regex
 
 MAX_FILTER_LENGTH: Final = 4096
+# A pattern that match() or search() takes from the input itself, not the filter: longer ones
+# match nothing (RE2 compiles in time linear in the pattern, but a megabyte is still a lot).
+MAX_DYNAMIC_PATTERN: Final = 4096
 
 # Jayway's word operators, each with its own token kind so the parser can tell them apart.
 _WORD_OPERATORS: Final = {
@@ -58,14 +77,75 @@ class _JaywayLexer(Lexer):
         return re.compile(f"{words}|{super().compile_rules().pattern}", re.DOTALL)
 
 
-class _JaywayParser(Parser):
+class _Re2Literal(RegexLiteral):
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return f"/{self.value.pattern}/"
+
+
+class _Re2Parser(Parser):
+    """Regex literals compiled by RE2; a literal pattern of match() or search() checked by it."""
+
+    def parse_regex(self, stream: TokenStream) -> BaseExpression:
+        token = stream.current()
+        flags = ""
+        if stream.peek().kind == TOKEN_RE_FLAGS:
+            stream.next()
+            flags = "".join(sorted(set(stream.next().value) - {"u"}))  # u: Python strings are Unicode
+        try:
+            return _Re2Literal(value=regex.compile_pattern(token.value, flags))  # type: ignore[arg-type]
+        except regex.RegexError as exc:
+            raise JSONPathSyntaxError(str(exc), token=token) from None
+
+
+class _Re2Function(FilterFunction):
+    """match() (the whole value) and search() (anywhere in it), on RE2."""
+
+    arg_types = [ExpressionType.VALUE, ExpressionType.VALUE]  # noqa: RUF012 - as the base class
+    return_type = ExpressionType.LOGICAL
+
+    def __init__(self, whole: bool) -> None:
+        self.whole = whole
+
+    def __call__(self, value: object, pattern: object) -> bool:
+        if not isinstance(value, str) or not isinstance(pattern, str) or len(pattern) > MAX_DYNAMIC_PATTERN:
+            return False
+        try:
+            compiled = regex.compile_pattern(pattern)
+        except regex.RegexError:
+            return False  # RFC 9535: a pattern that is not one matches nothing
+        found = compiled.fullmatch(value) if self.whole else compiled.search(value)
+        return found is not None
+
+
+class _Re2Environment(JSONPathEnvironment):
+    """python-jsonpath's RFC 9535 semantics, with every regex on RE2."""
+
+    parser_class = _Re2Parser
+
+    def setup_function_extensions(self) -> None:
+        super().setup_function_extensions()
+        self.function_extensions["match"] = _Re2Function(whole=True)
+        self.function_extensions["search"] = _Re2Function(whole=False)
+
+    def validate_function_extension_signature(self, token: Token, args: list[Any]) -> list[Any]:
+        if token.value in ("match", "search") and len(args) == 2 and isinstance(args[1], StringLiteral):
+            try:
+                regex.compile_pattern(args[1].value)
+            except regex.RegexError as exc:
+                raise JSONPathSyntaxError(str(exc), token=token) from None
+        checked: list[Any] = super().validate_function_extension_signature(token, args)
+        return checked
+
+
+class _JaywayParser(_Re2Parser):
     PRECEDENCES = {  # noqa: RUF012 - same (mutable) shape as the base class attribute
         **Parser.PRECEDENCES,
         **dict.fromkeys(_WORD_OPERATORS, Parser.PRECEDENCE_MEMBERSHIP),
     }
     BINARY_OPERATORS = {**Parser.BINARY_OPERATORS, **_WORD_OPERATORS}  # noqa: RUF012
     INFIX_LITERAL_OPERATORS = Parser.INFIX_LITERAL_OPERATORS | frozenset(_WORD_OPERATORS.values())
-    RE_FLAG_MAP = {"i": re.I, "m": re.M, "s": re.S, "x": re.X, "u": re.NOFLAG}  # noqa: RUF012
 
     def parse_filter_selector(self, stream: TokenStream, *, keys: bool = False) -> Filter | KeysFilter:
         selector = super().parse_filter_selector(stream, keys=keys)
@@ -149,7 +229,7 @@ def _regex_input(value: object) -> str | None:
     return None
 
 
-class _JaywayEnvironment(JSONPathEnvironment):
+class _JaywayEnvironment(_Re2Environment):
     lexer_class = _JaywayLexer
     parser_class = _JaywayParser
 
@@ -159,7 +239,7 @@ class _JaywayEnvironment(JSONPathEnvironment):
 
     def compare(self, left: object, operator: str, right: object) -> bool:
         # Every branch checks types first: a mismatch is "no match", never an error.
-        if isinstance(left, re.Pattern):  # Jayway accepts the pattern on either side
+        if regex.is_pattern(left):  # Jayway accepts the pattern on either side
             left, right = right, left
         match operator:
             case "in" | "nin":
@@ -183,7 +263,7 @@ class _JaywayEnvironment(JSONPathEnvironment):
                     return False
                 return (len(left) == 0) == right
             case "=~":
-                if not isinstance(right, re.Pattern):
+                if not regex.is_pattern(right):
                     return False
                 inputs = left if isinstance(left, list) else [left]  # arrays: any element
                 texts = (_regex_input(item) for item in inputs)
@@ -192,6 +272,7 @@ class _JaywayEnvironment(JSONPathEnvironment):
 
 
 _ENV: Final = _JaywayEnvironment()
+_TENANT_PATHS: Final = _Re2Environment()
 
 
 class CompiledFilter:
@@ -240,8 +321,6 @@ def compile_filter(expression: str) -> CompiledFilter:
         return CompiledFilter(expression, _ENV.compile(expression))
     except JSONPathError as err:
         raise FilterSyntaxError(f"invalid JSONPath: {_describe(err)}") from None
-    except re.error as err:
-        raise FilterSyntaxError(f"invalid regular expression: {err.msg}") from None
     except RecursionError:
         raise FilterSyntaxError("invalid JSONPath: expression is nested too deeply") from None
 
@@ -254,3 +333,15 @@ def validate_filter(expression: str, data: object) -> tuple[bool, bool, bool]:
         return False, False, False
     exists = compiled.matches(data)
     return exists, True, exists
+
+
+@functools.lru_cache(maxsize=1024)
+def tenant_path(expression: str) -> JSONPath | CompoundJSONPath:
+    """A trigger's tenantIdPath, compiled (RFC 9535 semantics, regexes on RE2); raises
+    FilterSyntaxError saying why it is not a JSONPath."""
+    try:
+        return _TENANT_PATHS.compile(expression)
+    except JSONPathError as err:
+        raise FilterSyntaxError(_describe(err)) from None
+    except RecursionError:
+        raise FilterSyntaxError("expression is nested too deeply") from None

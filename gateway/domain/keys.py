@@ -49,9 +49,13 @@ class Keys:
             data = self._tokens.loads(token, max_age=max_age)
         except BadSignature:  # also covers expired tokens
             return None
-        if not isinstance(data, dict):
+        # Signed by a key of ours, but not a token of this shape (say, made by another version).
+        subject, scopes = (data.get("sub"), data.get("scp")) if isinstance(data, dict) else (None, None)
+        if not isinstance(subject, str) or not isinstance(scopes, list):
             return None
-        return TokenClaims(client_id=str(data["sub"]), scopes=frozenset(data["scp"]))
+        if not all(isinstance(scope, str) for scope in scopes):
+            return None
+        return TokenClaims(client_id=subject, scopes=frozenset(scopes))
 
     # A webhook token names its subscription and nonce, signed: it needs no lookup to reject.
     def webhook_token(self, subscription_id: str, nonce: str) -> str:

@@ -138,7 +138,9 @@ class Subscription(SQLModel, table=True):
     enabled: bool = True
     response_deadline: str = Field(default="PT1H", max_length=64)
     filter: str | None = None
+    # The URL as shown, its query values masked; the query itself, encrypted, in url_query.
     url: str
+    url_query: str | None = None
     dispatch_mode: str = Field(max_length=16)
     auth_type: str = Field(default=AuthType.NO_AUTH, max_length=16)
     basic_user: str | None = None

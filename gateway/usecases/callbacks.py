@@ -22,6 +22,8 @@ from gateway.usecases.sweep import expire_due
 
 
 async def complete(rt: Runtime, invocation_id: str, secret: str, output: Any, error: str | None) -> None:
+    """Reads, checks the output with no session open (a costly check runs in a thread), then
+    records the completion with a conditional update: what changed in between is seen there."""
     digest = _completion_digest(output, error)
     async with rt.sessions() as session:
         inv = await get_existing(session, Invocation, invocation_id)
@@ -30,32 +32,34 @@ async def complete(rt: Runtime, invocation_id: str, secret: str, output: Any, er
         _check_can_complete(inv, digest)
         if Status(inv.status).terminal:
             return  # the same completion again
-        past_deadline = utcnow() >= inv.deadline
-        if not past_deadline:
-            await _accept(session, inv, output, error, digest)
-    if past_deadline:
+        trigger = await session.get(Trigger, inv.trigger_id)
+    if utcnow() >= inv.deadline:
         # Expired now rather than at the next sweep, so that its status agrees with the 410.
         await expire_due(rt, invocation_id)
         raise Gone(f"the deadline {timestamp(inv.deadline)} has passed")
+    values = await _completion(inv, trigger.output_schema if trigger else None, output, error)
+    async with rt.sessions() as session:
+        await _record(session, inv, digest, values)
     await after_final(rt, [inv])
 
 
-async def _accept(
-    session: AsyncSession, inv: Invocation, output: Any, error: str | None, digest: str
-) -> None:
+async def _completion(
+    inv: Invocation, schema: dict[str, Any] | None, output: Any, error: str | None
+) -> dict[str, Any]:
+    """The values a completion records, once the output is checked."""
     if error is not None:
-        values: dict[str, Any] = {"status": Status.FAILED, "error": f"the subscriber reported: {error}"}
-    else:
-        trigger = await session.get(Trigger, inv.trigger_id)
-        schema = trigger.output_schema if trigger else None
-        problems = json_schema.validate(schema, output) if output is not None else ["$: output is required"]
-        if problems:
-            raise Invalid(
-                "output does not match the trigger's outputSchema; correct it and send it again "
-                f"before {timestamp(inv.deadline)}",
-                causes=problems,
-            )
-        values = {"status": Status.COMPLETED, "output": output}
+        return {"status": Status.FAILED, "error": f"the subscriber reported: {error}"}
+    problems = await json_schema.check(schema, output) if output is not None else ["$: output is required"]
+    if problems:
+        raise Invalid(
+            "output does not match the trigger's outputSchema; correct it and send it again "
+            f"before {timestamp(inv.deadline)}",
+            causes=problems,
+        )
+    return {"status": Status.COMPLETED, "output": output}
+
+
+async def _record(session: AsyncSession, inv: Invocation, digest: str, values: dict[str, Any]) -> None:
     now = utcnow()
     changed = await transition(
         session,
@@ -71,10 +75,10 @@ async def _accept(
     await session.commit()
     if not changed:
         # Someone else moved it first, or the deadline passed meanwhile.
-        await session.refresh(inv)
-        _check_can_complete(inv, digest)
-        if not Status(inv.status).terminal:
-            raise Gone(f"the deadline {timestamp(inv.deadline)} has passed")
+        now_stored = await get_existing(session, Invocation, inv.id)
+        _check_can_complete(now_stored, digest)
+        if not Status(now_stored.status).terminal:
+            raise Gone(f"the deadline {timestamp(now_stored.deadline)} has passed")
 
 
 def _check_can_complete(inv: Invocation, digest: str) -> None:

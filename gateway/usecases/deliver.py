@@ -13,7 +13,7 @@ from sqlmodel import col, select
 
 from gateway.adapters.database.transitions import NO_SYNC, transition, transition_query
 from gateway.adapters.outbound import http
-from gateway.domain import delivery
+from gateway.domain import delivery, json_schema
 from gateway.domain.clock import utcnow
 from gateway.domain.delivery import Outcome
 from gateway.domain.keys import Undecryptable
@@ -58,20 +58,22 @@ async def _send(
     sub, trigger = target
     try:
         request = delivery.request_for(
-            inv,
-            sub,
-            trigger.output_schema if trigger else None,
-            run,
-            keys=rt.keys,
-            public_url=rt.settings.public_url,
-            now=utcnow(),
+            inv, sub, run, keys=rt.keys, public_url=rt.settings.public_url, now=utcnow()
         )
     except Undecryptable as exc:
         return delivery.failed(str(exc))
     settings = rt.settings
-    return await http.send(
+    outcome = await http.send(
         rt.http, request, time_limit=settings.response_timeout, max_bytes=settings.max_response_bytes
     )
+    schema = trigger.output_schema if trigger else None
+    if outcome.kind == "completed" and outcome.output is not None:
+        problems = await json_schema.check(schema, outcome.output)
+        if problems:
+            return delivery.failed(
+                "the output does not match the trigger's outputSchema: " + "; ".join(problems)
+            )
+    return outcome
 
 
 async def _record(rt: Runtime, inv: Invocation, outcome: Outcome) -> None:

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-import jsonpath
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -20,7 +19,7 @@ from gateway.adapters.queue import DispatchJob
 from gateway.domain import json_schema
 from gateway.domain.clock import parse_deadline, utcnow
 from gateway.domain.errors import Conflict, Invalid
-from gateway.domain.jsonpath_filter import compile_filter
+from gateway.domain.jsonpath_filter import compile_filter, tenant_path
 from gateway.domain.model import (
     ANY_OPTION,
     Invocation,
@@ -47,33 +46,33 @@ async def start(
     option: str | None = None,
     caused_by: str | None = None,
 ) -> list[Started]:
-    """Create one invocation per matching subscription, commit, then queue their delivery."""
+    """Create one invocation per matching subscription, commit, then queue their delivery.
+    Reads, then checks the input with no session open (a check too costly for the event loop
+    runs in a thread, and must not hold SQLite's one connection meanwhile), then writes."""
     async with rt.sessions() as session:
         trigger = await get_existing(session, Trigger, trigger_id, "; GET /triggers lists them")
-        if input is None:
-            if trigger.example_input is None:
-                raise Invalid(f"give an input: trigger {trigger_id!r} has no exampleInput")
-            input = trigger.example_input
-        problems = json_schema.validate(trigger.input_schema, input)
-        if problems:
-            raise Invalid("input does not match the trigger's inputSchema", causes=problems)
-        if option is not None and option not in (trigger.options or []):
-            offered = ", ".join(trigger.options or []) or "none"
-            raise Invalid(f"trigger {trigger_id!r} has no option {option!r}; its options: {offered}")
-        origin = Origin(
-            Source.API,
-            tenant_id if tenant_id is not None else tenant_of(trigger, input),
-            option,
-            await _chain(session, caused_by),
-        )
         subscriptions = await _subscriptions_for(session, trigger, test, subscription_ids)
-        now = utcnow()
-        rows = [
-            _row(rt, trigger, sub, input, content_json, origin, now, test=test)
-            for sub in subscriptions
-            if _matches(sub, input, option)
-        ]
-        if rows:
+        chain = await _chain(session, caused_by)
+    if input is None:
+        if trigger.example_input is None:
+            raise Invalid(f"give an input: trigger {trigger_id!r} has no exampleInput")
+        input = trigger.example_input
+    problems = await json_schema.check(trigger.input_schema, input)
+    if problems:
+        raise Invalid("input does not match the trigger's inputSchema", causes=problems)
+    if option is not None and option not in (trigger.options or []):
+        offered = ", ".join(trigger.options or []) or "none"
+        raise Invalid(f"trigger {trigger_id!r} has no option {option!r}; its options: {offered}")
+    tenant = tenant_id if tenant_id is not None else tenant_of(trigger, input)
+    origin = Origin(Source.API, tenant, option, chain)
+    now = utcnow()
+    rows = [
+        _row(rt, trigger, sub, input, content_json, origin, now, test=test)
+        for sub in subscriptions
+        if _matches(sub, input, option)
+    ]
+    if rows:
+        async with rt.sessions() as session:
             await insert_invocations(session, rows)
             await session.commit()
     await queue(rt, rows)
@@ -200,7 +199,7 @@ def tenant_of(trigger: Trigger, input: dict[str, Any]) -> str | None:
     """The tenant the trigger's tenantIdPath finds in the input: a string or number, or None."""
     if trigger.tenant_id_path is None:
         return None
-    found = jsonpath.findall(trigger.tenant_id_path, input)
+    found = tenant_path(trigger.tenant_id_path).findall(input)
     if not found:
         return None
     value = found[0]

@@ -10,13 +10,13 @@ from typing import Any
 
 import jsonpatch
 from pydantic import ValidationError
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from gateway.adapters.database import listing
 from gateway.adapters.database.rows import get_existing, lock_row
-from gateway.domain import cron, rotation, signing
+from gateway.domain import cron, rotation, signing, urls
 from gateway.domain.clock import parse_deadline, utcnow
 from gateway.domain.documents import ScheduleIn, SubscriptionIn, subscription_out
 from gateway.domain.errors import Conflict, Invalid, describe_validation_error
@@ -118,7 +118,7 @@ def _apply(rt: Runtime, sub: Subscription, spec: SubscriptionIn, trigger: Trigge
     sub.enabled = spec.enabled
     sub.response_deadline = spec.responseDeadline
     sub.filter = spec.filter
-    sub.url = http.url
+    sub.url, sub.url_query = _url(rt, sub, http.url)
     sub.dispatch_mode = http.httpDispatchMode
     sub.auth_type = http.httpAuthenticationType
     sub.basic_user = user
@@ -180,6 +180,38 @@ def _offered_schedule(sub: Subscription, schedule: ScheduleIn, trigger: Trigger)
                 "or leave out the option to give a custom cron"
             )
     return chosen["cron"], chosen["timezone"]
+
+
+def _url(rt: Runtime, sub: Subscription, url: str) -> tuple[str, str | None]:
+    """The URL to store as shown, and its query encrypted. The URL as GET shows it (values
+    masked) keeps the stored query, so a document read, edited and sent back loses nothing."""
+    if url == sub.url:
+        return sub.url, sub.url_query
+    shown, query = urls.split(url)
+    return shown, None if query is None else rt.keys.encrypt(query)
+
+
+async def seal_url_queries(rt: Runtime) -> int:
+    """Move the query strings that URLs saved before they were kept encrypted still hold in
+    plain text out of the url column (at start-up, where the key is known). Safe to run in
+    many processes at once: each row changes only while it still holds its plain query."""
+    query = select(Subscription.id, Subscription.url).where(
+        col(Subscription.url).contains("?"), col(Subscription.url_query).is_(None)
+    )
+    sealed = 0
+    async with rt.sessions() as session:
+        for subscription_id, url in (await session.execute(query)).all():
+            shown, plain = urls.split(url)
+            if plain is None:
+                continue
+            change = (
+                update(Subscription)
+                .where(col(Subscription.id) == subscription_id, col(Subscription.url) == url)
+                .values(url=shown, url_query=rt.keys.encrypt(plain))
+            )
+            sealed += (await (await session.connection()).execute(change)).rowcount
+        await session.commit()
+    return sealed
 
 
 def _credential(rt: Runtime, sub: Subscription, spec: SubscriptionIn) -> tuple[str | None, str | None]:

@@ -6,7 +6,6 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import jsonpath
 import yaml
 from pydantic import ValidationError
 from sqlalchemy import func
@@ -19,6 +18,7 @@ from gateway.domain import cron, json_schema
 from gateway.domain.clock import utcnow
 from gateway.domain.documents import TriggerIn
 from gateway.domain.errors import Conflict, Invalid, describe_validation_error
+from gateway.domain.jsonpath_filter import FilterSyntaxError, tenant_path
 from gateway.domain.list_query import Listable, ListQuery
 from gateway.domain.model import ANY_OPTION, Subscription, Trigger, TriggerType
 from gateway.runtime import Runtime
@@ -29,7 +29,7 @@ LISTABLE = Listable(
 _COLUMNS = {"id": Trigger.id, "type": Trigger.type, "name": Trigger.name}
 
 
-def check(spec: TriggerIn) -> None:
+async def check(spec: TriggerIn) -> None:
     """The schemas must be JSON Schemas and the examples must satisfy them."""
     problems: list[str] = []
     for field, schema in (("inputSchema", spec.inputSchema), ("outputSchema", spec.outputSchema)):
@@ -42,7 +42,7 @@ def check(spec: TriggerIn) -> None:
         ("exampleOutput", spec.outputSchema, spec.exampleOutput),
     ):
         if schema is not None and example is not None:
-            problems += [f"{field} {p}" for p in json_schema.validate(schema, example)]
+            problems += [f"{field} {p}" for p in await json_schema.check(schema, example)]
     if problems:
         raise Invalid("an example does not match its schema", causes=problems)
     _check_run_options(spec)
@@ -56,8 +56,8 @@ def _check_run_options(spec: TriggerIn) -> None:
         )
     if spec.tenantIdPath is not None:
         try:
-            jsonpath.compile(spec.tenantIdPath)
-        except jsonpath.JSONPathError as exc:
+            tenant_path(spec.tenantIdPath)
+        except FilterSyntaxError as exc:
             raise Invalid(f"tenantIdPath is not a JSONPath such as $.tenant.id: {exc}") from None
     names = [schedule.name for schedule in spec.schedules or []]
     if len(set(names)) != len(names):
@@ -118,7 +118,7 @@ async def list_page(rt: Runtime, query: ListQuery) -> tuple[Sequence[Trigger], i
 
 
 async def create(rt: Runtime, spec: TriggerIn) -> Trigger:
-    check(spec)
+    await check(spec)
     async with rt.sessions() as session:
         if await session.get(Trigger, spec.id) is not None:
             raise Conflict(f"trigger {spec.id!r} already exists; PUT /triggers/{spec.id} changes it")
@@ -130,7 +130,7 @@ async def create(rt: Runtime, spec: TriggerIn) -> Trigger:
 
 
 async def replace(rt: Runtime, spec: TriggerIn) -> Trigger:
-    check(spec)
+    await check(spec)
     async with rt.sessions() as session:
         trigger = await locked(session, spec.id)
         if spec.type == TriggerType.REQUEST_RESPONSE and await _subscription_count(session, spec.id) > 1:
@@ -166,10 +166,10 @@ async def _subscription_count(session: AsyncSession, trigger_id: str) -> int:
     return int((await session.execute(query)).scalar_one())
 
 
-def read_catalog(path: Path) -> list[TriggerIn]:
+async def read_catalog(path: Path) -> list[TriggerIn]:
     """A JSON or YAML file holding a list of triggers (or {"triggers": [...]})."""
     try:
-        data = yaml.safe_load(path.read_text())  # YAML is a superset of JSON
+        data = yaml.safe_load(path.read_text())  # noqa: ASYNC240 - at start-up; YAML is a superset of JSON
     except (OSError, yaml.YAMLError) as exc:
         raise ValueError(f"cannot read the triggers file {path}: {exc}") from None
     if isinstance(data, dict) and "triggers" in data:
@@ -184,7 +184,7 @@ def read_catalog(path: Path) -> list[TriggerIn]:
     for i, item in enumerate(data):
         try:
             spec = TriggerIn.model_validate(item)
-            check(spec)
+            await check(spec)
         except ValidationError as exc:
             raise ValueError(
                 f"{path}: trigger #{i + 1}: " + "; ".join(describe_validation_error(exc))
@@ -197,7 +197,7 @@ def read_catalog(path: Path) -> list[TriggerIn]:
 
 async def load_catalog(rt: Runtime, path: Path) -> int:
     """Create or update every trigger of the file; triggers not in it are left alone."""
-    specs = read_catalog(path)
+    specs = await read_catalog(path)
     async with rt.sessions() as session:
         for spec in specs:
             trigger = await session.get(Trigger, spec.id)

@@ -43,9 +43,14 @@ def test_smoke_run_writes_every_table_with_numbers(tmp_path: Path) -> None:
         assert {row.split("|")[1].strip() for row in rows} == setups, (scenario, rows)
         for row in rows:
             cells = dict(zip(columns, (c.strip() for c in row.strip("|").split("|")), strict=True))
-            assert cells["errors"] == "0", (scenario, cells)
+            assert cells["errors"] == "0", (scenario, cells, errors_printed(result.stdout))
             for column, cell in cells.items():
                 if column in ("setup", "load"):
                     continue
                 number = float(re.sub(r"[,%]", "", cell))
                 assert math.isfinite(number), (scenario, column, cell)
+
+
+def errors_printed(stdout: str) -> list[str]:
+    """The lines where the bench named its errors (the first of each run), for the failure message."""
+    return [line for line in stdout.splitlines() if "error(s), the first:" in line or "failed" in line]

@@ -175,7 +175,9 @@ def seeds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeds]:
                     tmp_path_factory.mktemp("fuzz"),
                     # Fuzzed wrong secrets must not turn into 429s halfway through the run.
                     callback_failure_limit=0,
+                    callback_invocation_failure_limit=0,
                     token_failure_limit=0,
+                    token_client_failure_limit=0,
                     token_address_failure_limit=0,
                 ) as client:
                     running["url"] = str(client.http.base_url).rstrip("/")

@@ -68,7 +68,7 @@ async def test_wrong_secret_storm_locks_that_callback_until_the_window_passes(
         for response in storm:
             if response.status_code == 429:
                 assert_limited(response, WINDOW)
-        # Locked: even the right secret is refused, without being checked.
+        # Locked for this address: even the right secret is refused, without being checked.
         right = {"secret": target["secret"], "output": OUTPUT}
         wait = assert_limited(await anonymous.post(url, json=right), WINDOW)
         assert (await gateway.status(target["id"]))["status"] == "AWAITING_CALLBACK"
@@ -77,9 +77,13 @@ async def test_wrong_secret_storm_locks_that_callback_until_the_window_passes(
             callback_url(gateway, other["id"]), json={"secret": other["secret"], "output": OUTPUT}
         )
         assert unaffected.status_code == 204, unaffected.text
-        await asyncio.sleep(wait)
-        completed = await anonymous.post(url, json=right)
+        # Nor is the real subscriber, calling from elsewhere.
+        elsewhere = {"X-Forwarded-For": "10.7.7.7"}
+        completed = await anonymous.post(url, json=right, headers=elsewhere)
         assert completed.status_code == 204, completed.text
+        await asyncio.sleep(wait)
+        # After the window, this address's callback is checked again (the same one: accepted).
+        assert (await anonymous.post(url, json=right)).status_code == 204
         status = await gateway.status(target["id"])
     assert status["status"] == "COMPLETED"
     assert status["completeInvocationInput"]["output"] == OUTPUT
@@ -88,7 +92,11 @@ async def test_wrong_secret_storm_locks_that_callback_until_the_window_passes(
 async def test_token_storms_lock_the_address_and_the_client_id_until_the_window_passes(store: Store) -> None:
     async with (
         start_gateway(
-            store, token_failure_limit=3, token_address_failure_limit=6, failure_window=WINDOW
+            store,
+            token_failure_limit=3,
+            token_client_failure_limit=8,
+            token_address_failure_limit=6,
+            failure_window=WINDOW,
         ) as gateway,
         httpx.AsyncClient(base_url=str(gateway.http.base_url), timeout=30) as http,
     ):
@@ -111,10 +119,19 @@ async def test_token_storms_lock_the_address_and_the_client_id_until_the_window_
         waits.append(assert_slow_down(await token(FORM, "10.9.9.9")))  # even the right secret
         assert (await token(FORM, "10.1.1.1")).status_code == 200  # other addresses are not
 
-        # Guesses at one client id from many addresses: the client id is locked.
+        # Guesses at one client id from one IPv6 /64, an address at a time: that client id is
+        # locked for that /64 only, and its owner elsewhere is not.
+        guesses = [{**FORM, "client_secret": f"guess-{i}"} for i in range(5)]
+        storm = [await token(form, f"2001:db8:1:2::{i + 1:x}") for i, form in enumerate(guesses)]
+        assert [r.status_code for r in storm] == [401, 401, 401, 429, 429]
+        waits.append(assert_slow_down(await token(FORM, "2001:db8:1:2:ffff::1")))
+        assert (await token(FORM, "10.1.1.1")).status_code == 200
+
+        # Guesses at one client id from many addresses: past its much higher ceiling, it is
+        # locked everywhere (3 failures so far count towards its 8).
         guesses = [{**FORM, "client_secret": f"guess-{i}"} for i in range(20)]
         storm = await asyncio.gather(*(token(form, f"10.0.0.{i}") for i, form in enumerate(guesses)))
-        assert Counter(r.status_code for r in storm) == {401: 3, 429: 17}
+        assert Counter(r.status_code for r in storm) == {401: 5, 429: 15}
         waits += [assert_slow_down(r) for r in storm if r.status_code == 429]
         waits.append(assert_slow_down(await token(FORM, "10.2.2.2")))
 

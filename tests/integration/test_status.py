@@ -90,7 +90,8 @@ async def test_long_poll_returns_as_soon_as_the_callback_arrives(
     await call_back_later()
     status = await poll
     assert status["status"] == "COMPLETED"
-    assert time.monotonic() - began < 1.5  # woken by the callback, not by the 20 s limit
+    # Woken by the callback, not by the 20 s limit (with room for a busy machine).
+    assert time.monotonic() - began < 10
 
 
 async def test_wait_seconds_is_bounded_and_unknown_ids_are_404(gateway: GatewayClient) -> None:

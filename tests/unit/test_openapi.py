@@ -716,7 +716,7 @@ async def test_deliveries_carry_the_documented_metadata_and_headers(
         await session.commit()
         run = await runs.context(session, leader)
     delivery = deliveries.request_for(
-        leader, sub, trigger.output_schema, run, keys=keys, public_url=Settings().public_url, now=utcnow()
+        leader, sub, run, keys=keys, public_url=Settings().public_url, now=utcnow()
     )
 
     operation = doc["webhooks"]["invocationDelivery"]["post"]

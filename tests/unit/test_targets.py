@@ -130,7 +130,7 @@ async def test_require_https_refuses_plain_http() -> None:
 async def test_the_client_refuses_at_connect_time(url: str, refusal: str) -> None:
     """IP literals (which aiohttp does not resolve) and names alike; no server is needed,
     since nothing is connected to."""
-    delivery = Delivery(url, {}, b"{}", DispatchMode.SYNC, False, None)
+    delivery = Delivery(url, {}, b"{}", DispatchMode.SYNC, False)
     async with http.open_outbound(4, DEFAULT) as client:
         outcome = await http.send(client, delivery, time_limit=5, max_bytes=1000)
     assert outcome.kind == "failed"

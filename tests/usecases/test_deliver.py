@@ -38,6 +38,11 @@ async def raise_once(app: Driver, subscriber: Subscriber, mode: str, behaviour: 
         ("SYNC", answer(200, {"someone": "x"}), "'approver' is a required property"),
         ("SYNC", answer(202, {}), "SYNC expects 200"),
         ("SYNC", answer(200, raw=b"null"), "the subscriber's answer is null"),
+        (
+            "SYNC",
+            answer(200, raw=b'{"approver": "\\ud800"}'),
+            "refused: the JSON document is not valid Unicode",
+        ),
         ("DYNAMIC", answer(200, {"approver": None}), "$.approver: None is not of type 'string'"),
         ("DYNAMIC", answer(201, {}), "DYNAMIC expects 200 with the output or 202"),
         ("ASYNC", answer(404, {}), "HTTP 404"),

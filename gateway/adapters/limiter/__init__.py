@@ -17,6 +17,7 @@ API process shares one budget.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -47,6 +48,20 @@ def key(kind: str, value: str) -> str:
     if not _PLAIN.fullmatch(value):
         value = "#" + hashlib.sha256(value.encode(errors="replace")).hexdigest()[:32]
     return f"{kind}:{value}"
+
+
+def address(host: str) -> str:
+    """The part of a caller's address its attempts are counted under: an IPv4 address, or an
+    IPv6 address's /64 (one host is usually given a whole /64: 2^64 addresses to rotate through)."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host  # "unknown", or a name a proxy gave
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 async def attempt_all(limiter: Limiter, limits: Sequence[tuple[str, int]], window: float) -> float:

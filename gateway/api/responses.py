@@ -1,0 +1,26 @@
+"""How endpoints answer: JSON documents, and the headers some answers carry."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette import responses
+
+# On every answer that carries a secret: no cache may keep it.
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+class JSONResponse(responses.JSONResponse):
+    """Starlette's, except that a string that is not Unicode (a lone surrogate, stored before
+    the gateway refused them) is sent escaped, as JSON allows, instead of failing the read."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
+def total_header(total: int | None) -> dict[str, str]:
+    return {} if total is None else {"X-Total-Count": str(total)}

@@ -1,0 +1,115 @@
+"""How the API listens: uvicorn with httptools, with the bounds uvicorn leaves out.
+
+uvicorn's httptools protocol limits neither a request's headers nor the time they and the
+body take to arrive: idle, slow-header and slow-body connections stayed open 95 s, and a
+64 MiB header was answered. Here a request whose headers pass MAX_HEADER_BYTES gets 431; one
+whose headers are not complete within GATEWAY_HEADER_TIMEOUT of its first byte (or of the
+connection, for one that sends nothing), or whose body is not within GATEWAY_BODY_TIMEOUT of
+its headers, gets 408 and is closed; and past GATEWAY_MAX_CONNECTIONS connections (or
+requests in progress) uvicorn answers 503. The checks run per read, not per byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from gateway.settings import Settings
+
+MAX_HEADER_BYTES = 16 * 1024
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn.Config's options for serving the gateway's app."""
+
+    class BoundedHttpTools(_BoundedHttpTools):
+        header_timeout = settings.header_timeout
+        body_timeout = settings.body_timeout
+
+    return {"http": BoundedHttpTools, "limit_concurrency": settings.max_connections}
+
+
+class _BoundedHttpTools(HttpToolsProtocol):
+    header_timeout = 10.0
+    body_timeout = 30.0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._header_bytes = 0
+        self._reading_headers = True
+        self._deadline: asyncio.TimerHandle | None = None
+        self._arm(self.header_timeout)  # a connection that never sends anything
+
+    def data_received(self, data: bytes) -> None:
+        if self._reading_headers:
+            self._header_bytes += len(data)
+            if self._deadline is None:
+                self._arm(self.header_timeout)
+        super().data_received(data)
+        # Headers still incomplete after this read: what httptools buffers is bounded.
+        if self._reading_headers and self._header_bytes > MAX_HEADER_BYTES:
+            self._refuse(http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._header_bytes = 0
+        self._reading_headers = True
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        self._header_bytes += len(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        self._header_bytes += len(name) + len(value) + 4
+
+    def on_headers_complete(self) -> None:
+        self._reading_headers = False
+        self._disarm()
+        if self._header_bytes > MAX_HEADER_BYTES:  # headers complete within one large read
+            self._refuse(http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
+            return
+        self._arm(self.body_timeout)
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        self._reading_headers = True  # what follows is the next request's headers
+        self._header_bytes = 0
+        super().on_message_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self, seconds: float) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(seconds, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        if self.cycle is None or self.cycle.response_complete or not self.cycle.response_started:
+            self._refuse(http.HTTPStatus.REQUEST_TIMEOUT)
+        else:
+            self.transport.close()
+
+    def _refuse(self, status: http.HTTPStatus) -> None:
+        """Answer ``status`` in plain text, if nothing was answered yet, and close."""
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.disconnected = True  # the app, if it started, gets http.disconnect
+            self.cycle.message_event.set()
+        text = f"{status.phrase}\n".encode()
+        head = f"HTTP/1.1 {status.value} {status.phrase}\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        head += f"content-length: {len(text)}\r\nconnection: close\r\n\r\n"
+        self.transport.write(head.encode() + text)
+        self.transport.close()
