@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from gateway.api.auth import requires
 from gateway.api.requests import body, list_query, runtime
-from gateway.api.responses import NO_STORE, JSONResponse, total_header
+from gateway.api.responses import NO_STORE, JSONResponse, page
 from gateway.domain.documents import ApiClientIn, api_client_out
 from gateway.domain.errors import Conflict
 from gateway.domain.model import ApiClient
@@ -19,7 +19,7 @@ MANAGE = api_clients.CLIENTS_MANAGE
 @requires(MANAGE)
 async def list_api_clients(request: Request) -> Response:
     rows, total = await api_clients.list_page(runtime(request), list_query(request, api_clients.LISTABLE))
-    return JSONResponse([api_client_out(c) for c in rows], headers=total_header(total))
+    return page([api_client_out(c) for c in rows], total)
 
 
 @requires(MANAGE)

@@ -8,7 +8,7 @@ from starlette.responses import Response
 from gateway.adapters import limiter
 from gateway.api.auth import requires
 from gateway.api.requests import body, caused_by, list_query, runtime
-from gateway.api.responses import JSONResponse, total_header
+from gateway.api.responses import JSONResponse, page
 from gateway.domain.documents import (
     CompleteInvocationIn,
     StartInvocationIn,
@@ -81,7 +81,7 @@ async def complete_invocation(request: Request) -> Response:
 @requires("invocations:read")
 async def list_statuses(request: Request) -> Response:
     rows, total = await statuses.list_page(runtime(request), list_query(request, statuses.LISTABLE))
-    return JSONResponse([status_out(inv) for inv in rows], headers=total_header(total))
+    return page([status_out(inv) for inv in rows], total)
 
 
 @requires("invocations:read")

@@ -22,5 +22,6 @@ class JSONResponse(responses.JSONResponse):
             return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
-def total_header(total: int | None) -> dict[str, str]:
-    return {} if total is None else {"X-Total-Count": str(total)}
+def page(items: list[Any], total: int | None) -> JSONResponse:
+    """One page of a collection, with its total when the caller asked for one (count=true)."""
+    return JSONResponse(items, headers={} if total is None else {"X-Total-Count": str(total)})

@@ -1,12 +1,15 @@
-"""The one route table: every endpoint of the API, served at / and, identically, under /beta."""
+"""The one route table: every endpoint of the API, each also at its SailPoint service-versioned
+path (SailPoint's 2.x SDK calls ``/triggers/v1``, ``/trigger-subscriptions/v1/{id}``...), all
+served at / and, identically, under /beta (the 1.x SDK's base path)."""
 
 from __future__ import annotations
 
 from starlette.routing import BaseRoute, Mount, Route
 
 from gateway.api import api_clients, health, hooks, invocations, oauth, subscriptions, triggers
+from gateway.domain.documents import API_VERSION
 
-API_ROUTES: list[BaseRoute] = [
+BETA_ROUTES: list[BaseRoute] = [
     Route("/oauth/token", oauth.token, methods=["POST"]),
     Route("/api-clients", api_clients.list_api_clients, methods=["GET"]),
     Route("/api-clients", api_clients.create_api_client, methods=["POST"]),
@@ -45,7 +48,27 @@ API_ROUTES: list[BaseRoute] = [
     Route("/hooks/{token}", hooks.receive_webhook, methods=["POST"]),
 ]
 
-# The API is served at / and, identically, under /beta (the SailPoint SDKs' base path).
+# The collections SailPoint serves per service version, as /<collection>/v1/...
+VERSIONED_COLLECTIONS = ("triggers", "trigger-subscriptions", "trigger-invocations")
+
+
+def at_version(route: BaseRoute) -> BaseRoute | None:
+    """``route`` at its SailPoint v1 path (``/triggers/{id}`` → ``/triggers/v1/{id}``), or None
+    for a route outside the versioned collections."""
+    assert isinstance(route, Route)
+    _, collection, *rest = route.path.split("/")
+    if collection not in VERSIONED_COLLECTIONS:
+        return None
+    path = "/".join(["", collection, API_VERSION, *rest])
+    return Route(path, route.endpoint, methods=route.methods, name=route.name)
+
+
+API_ROUTES: list[BaseRoute] = [
+    # First, so that /triggers/v1 is the v1 list and not the trigger "v1" (a name refused).
+    *(v1 for v1 in map(at_version, BETA_ROUTES) if v1 is not None),
+    *BETA_ROUTES,
+]
+
 ROUTES: list[BaseRoute] = [
     Route("/health", health.health, methods=["GET"]),
     *API_ROUTES,

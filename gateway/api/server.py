@@ -7,19 +7,25 @@ whose headers are not complete within GATEWAY_HEADER_TIMEOUT of its first byte (
 connection, for one that sends nothing), or whose body is not within GATEWAY_BODY_TIMEOUT of
 its headers, gets 408 and is closed; and past GATEWAY_MAX_CONNECTIONS connections (or
 requests in progress) uvicorn answers 503. The checks run per read, not per byte.
+
+uvicorn also lower-cases every response header name; SailPoint's SDKs read X-Total-Count from
+a case-sensitive dict, so that one is sent spelled as SailPoint spells it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import http
-from typing import Any
+from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.settings import Settings
 
 MAX_HEADER_BYTES = 16 * 1024
+
+# Response header names sent with SailPoint's spelling rather than uvicorn's lower case.
+SPELLED = {b"\r\nx-total-count:": b"\r\nX-Total-Count:"}
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
@@ -74,6 +80,8 @@ class _BoundedHttpTools(HttpToolsProtocol):
             return
         self._arm(self.body_timeout)
         super().on_headers_complete()
+        if self.cycle is not None:
+            self.cycle.transport = cast(asyncio.Transport, _SpellingHeaders(self.transport))
 
     def on_message_complete(self) -> None:
         self._disarm()
@@ -113,3 +121,22 @@ class _BoundedHttpTools(HttpToolsProtocol):
         head += f"content-length: {len(text)}\r\nconnection: close\r\n\r\n"
         self.transport.write(head.encode() + text)
         self.transport.close()
+
+
+class _SpellingHeaders:
+    """A request's transport that rewrites the names in SPELLED in its response's head (the
+    write that starts with the status line: JSON and chunked bodies never do)."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+
+    def write(self, data: bytes) -> None:
+        if data.startswith(b"HTTP/1.1 "):
+            head, separator, body = data.partition(b"\r\n\r\n")
+            for lower, spelled in SPELLED.items():
+                head = head.replace(lower, spelled)
+            data = head + separator + body
+        self._transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from gateway.api.auth import requires
 from gateway.api.requests import body, caused_by, list_query, read_json, runtime
-from gateway.api.responses import NO_STORE, JSONResponse, total_header
+from gateway.api.responses import NO_STORE, JSONResponse, page
 from gateway.domain.documents import RunIn, SubscriptionIn, ValidateFilterIn, invocation_out, subscription_out
 from gateway.domain.jsonpath_filter import validate_filter
 from gateway.domain.model import Source
@@ -23,7 +23,7 @@ async def list_subscriptions(request: Request) -> Response:
     named, total = await subscriptions.list_page(
         runtime(request), list_query(request, subscriptions.LISTABLE)
     )
-    return JSONResponse([subscription_out(*n) for n in named], headers=total_header(total))
+    return page([subscription_out(*n) for n in named], total)
 
 
 @requires(MANAGE)

@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from gateway.api.auth import SCOPES, requires
 from gateway.api.requests import body, list_query, runtime
-from gateway.api.responses import JSONResponse, total_header
+from gateway.api.responses import JSONResponse, page
 from gateway.domain.documents import TriggerIn, trigger_out
 from gateway.domain.errors import Invalid
 from gateway.usecases import triggers
@@ -18,7 +18,7 @@ MANAGE = "triggers:manage"
 @requires(*SCOPES)
 async def list_triggers(request: Request) -> Response:
     rows, total = await triggers.list_page(runtime(request), list_query(request, triggers.LISTABLE))
-    return JSONResponse([trigger_out(t) for t in rows], headers=total_header(total))
+    return page([trigger_out(t) for t in rows], total)
 
 
 @requires(MANAGE)

@@ -66,6 +66,11 @@ class ScheduleOption(WireModel):
     timezone: str = Field(default="UTC", min_length=1, max_length=64)
 
 
+# SailPoint's 2.x SDK calls /triggers/v1, /trigger-subscriptions/v1/{id}...: that segment is
+# the API's version, never an id (api/routes.py serves those paths).
+API_VERSION = "v1"
+
+
 class TriggerIn(WireModel):
     id: str = Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9:._\-]+$")
     name: str = Name
@@ -81,6 +86,15 @@ class TriggerIn(WireModel):
     schedules: list[ScheduleOption] | None = Field(default=None, max_length=MAX_SCHEDULES)
     customSchedules: bool = False
     schedulesPausedByDefault: bool = False
+
+    @field_validator("id")
+    @classmethod
+    def _not_the_version(cls, value: str) -> str:
+        if value == API_VERSION:
+            raise ValueError(
+                f"{API_VERSION!r} is reserved: /triggers/{API_VERSION} is the SailPoint v1 trigger list"
+            )
+        return value
 
 
 class BasicAuthConfig(WireModel):
@@ -190,8 +204,9 @@ def trigger_out(trigger: Trigger) -> JsonObject:
         "name": trigger.name,
         "type": trigger.type,
         "description": trigger.description,
-        # SDK clients expect the schemas as JSON strings.
-        "inputSchema": _schema_string(trigger.input_schema),
+        # SDK clients expect the schemas as JSON strings, and SailPoint's 2.x Trigger model
+        # requires an input schema: a trigger without one accepts anything, which {} says.
+        "inputSchema": _schema_string(trigger.input_schema) or "{}",
         "exampleInput": trigger.example_input,
         "outputSchema": _schema_string(trigger.output_schema),
         "exampleOutput": trigger.example_output,

@@ -176,7 +176,7 @@ async def test_put_replaces(gateway: GatewayClient) -> None:
     assert fetched["name"] == "Renamed"
     assert fetched["type"] == "FIRE_AND_FORGET"
     assert fetched["description"] is None
-    assert fetched["inputSchema"] is None
+    assert fetched["inputSchema"] == "{}"  # a PUT without one accepts anything
     assert json.loads(fetched["outputSchema"]) == OUTPUT_SCHEMA
 
 
@@ -306,6 +306,28 @@ async def test_everything_also_works_without_the_beta_prefix(gateway: GatewayCli
     assert duplicate.status_code == 409, duplicate.text
     assert (await gateway.http.delete(f"/triggers/{trigger_id}")).status_code == 204
     assert (await gateway.http.get(f"/triggers/{trigger_id}")).status_code == 404
+
+
+async def test_the_sailpoint_v1_paths_serve_the_same_api(gateway: GatewayClient) -> None:
+    trigger_id = unique("v1")
+    created = await gateway.http.post("/triggers/v1", json=trigger_doc(trigger_id))
+    assert created.status_code == 201, created.text
+    # Without an inputSchema the trigger accepts anything: {} says so to SDKs that require one.
+    assert json.loads(created.json()["inputSchema"]) == {}
+    for prefix in ("", "/beta"):
+        assert (await gateway.http.get(f"{prefix}/triggers/v1/{trigger_id}")).json() == created.json()
+        assert await listed(gateway, prefix=prefix, filters=f'id eq "{trigger_id}"') == [trigger_id]
+        v1_list = await gateway.http.get(f"{prefix}/triggers/v1", params={"filters": f'id eq "{trigger_id}"'})
+        assert [t["id"] for t in v1_list.json()] == [trigger_id]
+    assert (await gateway.http.delete(f"/triggers/v1/{trigger_id}")).status_code == 204
+
+
+async def test_a_trigger_may_not_be_named_v1(gateway: GatewayClient) -> None:
+    for path in ("/triggers", "/beta/triggers", "/triggers/v1"):
+        refused = await gateway.http.post(path, json=trigger_doc("v1"))
+        assert refused.status_code == 400, refused.text
+        assert "reserved" in error_text(refused) and "/triggers/v1" in error_text(refused)
+    assert (await gateway.http.get("/triggers/v1/v1")).status_code == 404
 
 
 CATALOG: list[dict[str, Any]] = [

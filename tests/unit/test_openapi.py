@@ -24,10 +24,10 @@ from referencing.jsonschema import DRAFT202012
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
 from starlette.requests import Request
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Match, Mount, Route, Router
 
 from gateway.api.errors import DETAIL_CODES, error_response
-from gateway.api.routes import API_ROUTES, ROUTES
+from gateway.api.routes import API_ROUTES, BETA_ROUTES, ROUTES
 from gateway.domain import delivery as deliveries
 from gateway.domain import documents as schemas
 from gateway.domain import signing
@@ -125,7 +125,8 @@ def routed_operations(routes: Sequence[BaseRoute], prefix: str = "") -> dict[Ope
 
 
 def documented_operations(doc: Mapping[str, Any]) -> dict[Operation, Documented]:
-    """Every (METHOD, path) the document describes, each path expanded with its servers."""
+    """Every (METHOD, path) the document describes, each path expanded with its servers and,
+    in the collections of x-service-versioned-paths, also with that segment."""
     found: dict[Operation, Documented] = {}
     for path, item in doc["paths"].items():
         for method in METHODS:
@@ -133,11 +134,21 @@ def documented_operations(doc: Mapping[str, Any]) -> dict[Operation, Documented]
                 continue
             operation = item[method]
             servers = operation.get("servers") or item.get("servers") or doc["servers"]
-            for server in servers:
-                key = (method.upper(), server["url"].rstrip("/") + path)
-                assert key not in found, f"{key[0]} {key[1]} is documented twice"
-                found[key] = Documented(path, method, operation)
+            for served in (path, *versioned(doc, path)):
+                for server in servers:
+                    key = (method.upper(), server["url"].rstrip("/") + served)
+                    assert key not in found, f"{key[0]} {key[1]} is documented twice"
+                    found[key] = Documented(path, method, operation)
     return found
+
+
+def versioned(doc: Mapping[str, Any], path: str) -> list[str]:
+    """``path`` with the document's service-version segment after its collection, if it has one."""
+    spec = doc["x-service-versioned-paths"]
+    for collection in spec["collections"]:
+        if path == collection or path.startswith(collection + "/"):
+            return [f"{collection}/{spec['segment']}{path[len(collection) :]}"]
+    return []
 
 
 def walk(node: Any, where: str = "#") -> Iterator[tuple[str, Any]]:
@@ -217,6 +228,23 @@ def test_every_route_is_documented_and_every_documented_operation_is_routed(doc:
     unrouted = sorted(documented - routed)
     assert not undocumented, f"routed but not in {DOCUMENT.name}: {undocumented}"
     assert not unrouted, f"in {DOCUMENT.name} but not routed: {unrouted}"
+
+
+def test_versioned_paths_serve_the_same_endpoints_and_win_over_ids(doc: dict[str, Any]) -> None:
+    routed = routed_operations(ROUTES)
+    pairs = [
+        ((m, path), (m, v1)) for m, path in routed_operations(BETA_ROUTES) for v1 in versioned(doc, path)
+    ]
+    assert len(pairs) == 21, pairs  # triggers 5, subscriptions 11, invocations 5
+    for beta, v1 in pairs:
+        for prefix in ("", BETA):
+            served = (v1[0], prefix + v1[1])
+            assert routed.get(served) is routed[beta], f"{served} routes elsewhere than {beta}"
+    router = Router(routes=ROUTES)
+    for method, path in [("GET", "/triggers/v1"), ("GET", "/trigger-invocations/v1/status")]:
+        scope = {"type": "http", "method": method, "path": path, "root_path": ""}
+        route = next(r for r in router.routes if r.matches(scope)[0] is Match.FULL)
+        assert isinstance(route, Route) and route.path == path, (path, route)
 
 
 def test_the_api_is_served_at_the_root_and_under_beta() -> None:
@@ -383,9 +411,9 @@ def test_list_operations_take_the_list_parameters_and_filters_match_the_code(doc
         params = {p["name"]: p for p in (deref(doc, p) for p in item.operation.get("parameters", []))}
         if "filters" not in params:
             continue
-        listable = LISTABLES.get(key[1].removeprefix("/beta"))
+        listable = LISTABLES.get(item.path)
         assert listable is not None, f"{name}: no use case's LISTABLE is known for it"
-        listed.add(key[1].removeprefix("/beta"))
+        listed.add(item.path)
         assert {"filters", "sorters", "limit", "offset", "count"} <= set(params), name
         assert "X-Total-Count" in item.operation["responses"]["200"].get("headers", {}), name
         limit = params["limit"]["schema"]
