@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
@@ -26,10 +27,12 @@ DETAIL_CODES = {
     403: "403 Forbidden",
     404: "404 Not found",
     405: "405 Method Not Allowed",
+    408: "408 Request Timeout",
     409: "409 Conflict",
     410: "410 Gone",
     413: "413 Payload Too Large",
     415: "415 Unsupported Media Type",
+    431: "431 Request Header Fields Too Large",
     429: "429 Too Many Requests",
     500: "500.0 Internal Fault",
     503: "503 Service Unavailable",
@@ -41,13 +44,18 @@ def tracking_id(request: Request) -> str:
 
 
 def error_response(request: Request, err: ApiError) -> Response:
-    body = {
-        "detailCode": DETAIL_CODES.get(err.status, f"{err.status}"),
-        "trackingId": tracking_id(request),
-        "messages": [_message(err.message)],
-        "causes": [_message(cause) for cause in err.causes],
-    }
+    body = error_body(err.status, tracking_id(request), err.message, err.causes)
     return JSONResponse(body, status_code=err.status, headers=err.headers)
+
+
+def error_body(status: int, tracking: str, message: str, causes: Sequence[str] = ()) -> dict[str, Any]:
+    """The API's one error format."""
+    return {
+        "detailCode": DETAIL_CODES.get(status, f"{status}"),
+        "trackingId": tracking,
+        "messages": [_message(message)],
+        "causes": [_message(cause) for cause in causes],
+    }
 
 
 def _message(text: str) -> dict[str, str]:

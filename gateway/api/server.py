@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import http
+import json
+import uuid
 from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from gateway.api.errors import error_body
 from gateway.settings import Settings
 
 MAX_HEADER_BYTES = 16 * 1024
@@ -110,17 +113,27 @@ class _BoundedHttpTools(HttpToolsProtocol):
             self.transport.close()
 
     def _refuse(self, status: http.HTTPStatus) -> None:
-        """Answer ``status`` in plain text, if nothing was answered yet, and close."""
+        """Answer ``status`` in the API's error format, if nothing was answered yet, and close."""
         if self.transport.is_closing():
             return
         if self.cycle is not None and not self.cycle.response_complete:
             self.cycle.disconnected = True  # the app, if it started, gets http.disconnect
             self.cycle.message_event.set()
-        text = f"{status.phrase}\n".encode()
-        head = f"HTTP/1.1 {status.value} {status.phrase}\r\ncontent-type: text/plain; charset=utf-8\r\n"
-        head += f"content-length: {len(text)}\r\nconnection: close\r\n\r\n"
-        self.transport.write(head.encode() + text)
+        tracking = uuid.uuid4().hex
+        body = json.dumps(error_body(status.value, tracking, self._why(status))).encode()
+        head = f"HTTP/1.1 {status.value} {status.phrase}\r\ncontent-type: application/json\r\n"
+        head += f"x-tracking-id: {tracking}\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n"
+        self.transport.write(head.encode() + body)
         self.transport.close()
+
+    def _why(self, status: http.HTTPStatus) -> str:
+        if status == http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE:
+            limit = MAX_HEADER_BYTES // 1024
+            return f"the request line and headers are over {limit} KiB; send a shorter URL or fewer headers"
+        return (
+            f"the request was too slow: send its headers within {self.header_timeout:g} s "
+            f"and its body within {self.body_timeout:g} s"
+        )
 
 
 class _SpellingHeaders:

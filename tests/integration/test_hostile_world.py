@@ -334,7 +334,11 @@ async def raw_request(gateway: GatewayClient, *parts: bytes, pause: float = 0.0)
 
 async def test_headers_over_16_kib_are_431(gateway: GatewayClient) -> None:
     big = b"GET /health HTTP/1.1\r\nhost: x\r\nx-big: " + b"y" * 20_000 + b"\r\n\r\n"
-    assert (await raw_request(gateway, big)).startswith(b"HTTP/1.1 431 ")
+    refused = await raw_request(gateway, big)
+    assert refused.startswith(b"HTTP/1.1 431 ")
+    error = json.loads(refused.partition(b"\r\n\r\n")[2])  # the API's error format
+    assert error["detailCode"] == "431 Request Header Fields Too Large" and error["trackingId"]
+    assert "16 KiB" in error["messages"][0]["text"]
     many = (
         b"GET /health HTTP/1.1\r\nhost: x\r\n" + b"".join(b"x-%d: 1\r\n" % i for i in range(5000)) + b"\r\n"
     )

@@ -359,6 +359,8 @@ def test_bodies_document_their_failures(doc: dict[str, Any]) -> None:
         for status in statuses:
             if status[0] in "45":
                 assert int(status) in DETAIL_CODES, f"{name}: {status} is not an error the API produces"
+        if "431" not in statuses:
+            problems.append(f"{name}: the server refuses headers over 16 KiB on every path: document 431")
         body = item.operation.get("requestBody")
         if body is None:
             continue
