@@ -49,6 +49,12 @@ class Settings:
     stop_grace: float = 12.0
     # How often the sweep looks for passed deadlines and stranded deliveries, in seconds.
     sweep_interval: float = 0.5
+    # The sweep's patience, in seconds: a PENDING invocation not claimed this long after it was
+    # queued (its message lost) is queued again; a DISPATCHING one older than the time limit
+    # plus stranded_grace (room to record its outcome) was cut off by a crash and is delivered
+    # again. Too small: work merely waiting its turn is queued twice, a live delivery sent twice.
+    requeue_after: float = 5.0
+    stranded_grace: float = 5.0
     # Access tokens are short-lived: a deleted or rotated client's tokens die within this.
     token_ttl: int = 900
     # How long a rotated-out signing secret or client secret keeps working, in seconds.
@@ -133,8 +139,9 @@ class Settings:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be a positive number of seconds")
         if self.max_connections < 1:
             raise SettingsError("GATEWAY_MAX_CONNECTIONS must be at least 1")
-        if self.sweep_interval <= 0:
-            raise SettingsError("GATEWAY_SWEEP_INTERVAL must be a positive number of seconds")
+        for name in ("sweep_interval", "requeue_after", "stranded_grace"):
+            if not math.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
+                raise SettingsError(f"{PREFIX}{name.upper()} must be a positive number of seconds")
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise SettingsError("GATEWAY_REDIS_URL must be a redis:// or rediss:// URL")
         if self.worker_poll_delay <= 0:

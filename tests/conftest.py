@@ -4,6 +4,8 @@ import asyncio
 import os
 import signal
 import subprocess
+import sys
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import fields
@@ -110,25 +112,34 @@ async def gateway(store: Store) -> AsyncIterator[GatewayClient]:
 
 
 def start_gateway(
-    where: Path | Store, *, worker: bool = True, **overrides: Any
+    where: Path | Store, *, worker: bool = True, worker_log_level: str = "WARNING", **overrides: Any
 ) -> AbstractAsyncContextManager[GatewayClient]:
     """A gateway API process on ``where``'s state; distributed, also a worker process
-    unless ``worker=False``."""
+    unless ``worker=False``, logging at ``worker_log_level`` to a file in ``where``'s
+    directory (the client's ``worker_log``)."""
 
     @asynccontextmanager
     async def running() -> AsyncIterator[GatewayClient]:
         sock = bound_socket()
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         settings = make_settings(where, url, **overrides)
+        directory = where.path if isinstance(where, Store) else where
         # The worker process starts (and, at the end, stops) while the API does the same.
         async with (
-            worker_process(settings if worker else None, wait=False) as process,
+            worker_process(
+                settings if worker else None, wait=False, log_dir=directory, log_level=worker_log_level
+            ) as process,
             serve(create_app(settings), sock, **uvicorn_options(settings)),
             httpx.AsyncClient(base_url=url, timeout=60) as http,
         ):
             if process is not None:
                 await wait_until_healthy(settings, process)
-            client = GatewayClient(http, settings, process.pid if process is not None else None)
+            client = GatewayClient(
+                http,
+                settings,
+                worker_pid=None if process is None else process.pid,
+                worker_log=None if process is None else process.log,
+            )
             await client.login(CLIENT_ID, CLIENT_SECRET)
             try:
                 yield client
@@ -145,16 +156,25 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 @asynccontextmanager
 async def worker_process(
-    settings: Settings | None, *, wait: bool = True
+    settings: Settings | None,
+    *,
+    wait: bool = True,
+    log_dir: Path | None = None,
+    log_level: str = "WARNING",
 ) -> AsyncIterator[GatewayProcess | None]:
     """`gateway worker` as its own process, when the settings name a Redis server; ready
-    (healthy) when ``wait``, else just started."""
+    (healthy) when ``wait``, else just started. Its output goes to a file in ``log_dir`` (kept;
+    without one, a temporary file) and, at the end, to this test's captured stderr, which
+    pytest shows when the test fails."""
     if settings is None or not settings.redis_url:
         yield None
         return
-    env = {**os.environ, **settings_env(settings), "GATEWAY_LOG_LEVEL": "WARNING"}
+    env = {**os.environ, **settings_env(settings), "GATEWAY_LOG_LEVEL": log_level}
+    descriptor, name = tempfile.mkstemp(prefix="gateway-worker-", suffix=".log", dir=log_dir)
+    os.close(descriptor)
+    log = Path(name)
     # Starting only forks; the wait for readiness below is asynchronous.
-    process = GatewayProcess(["worker"], env)
+    process = GatewayProcess(["worker"], env, log=log)
     try:
         if wait:
             await wait_until_healthy(settings, process)
@@ -167,6 +187,15 @@ async def worker_process(
             except subprocess.TimeoutExpired:
                 process.kill()
                 await asyncio.to_thread(process.wait)
+        _hand_over_output(process, keep=log_dir is not None)
+
+
+def _hand_over_output(process: GatewayProcess, *, keep: bool) -> None:
+    """Copy a stopped process's log to the test's captured stderr; remove it unless ``keep``."""
+    if output := process.output():
+        print(f"--- gateway worker (pid {process.pid}) ---\n{output}", file=sys.stderr)
+    if not keep and process.log is not None:
+        process.log.unlink(missing_ok=True)
 
 
 async def wait_until_healthy(settings: Settings, process: GatewayProcess) -> None:
@@ -174,7 +203,9 @@ async def wait_until_healthy(settings: Settings, process: GatewayProcess) -> Non
     try:
         async with asyncio.timeout(30):
             while not await redis.exists(f"{settings.queue_name}:health-check"):
-                assert process.poll() is None, f"gateway worker exited with {process.returncode}"
+                assert process.poll() is None, (
+                    f"gateway worker exited with {process.returncode}: {process.output()[-4000:]}"
+                )
                 await asyncio.sleep(0.05)
     finally:
         await redis.aclose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,11 +33,20 @@ class Polls:
 
 
 class GatewayClient(Polls):
-    def __init__(self, http: httpx.AsyncClient, settings: Settings, worker_pid: int | None = None) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        settings: Settings,
+        *,
+        worker_pid: int | None = None,
+        worker_log: Path | None = None,
+    ) -> None:
         self.http = http
         self.settings = settings
         self.signing_secrets: dict[str, str] = {}
-        self.worker_pid = worker_pid  # distributed: the process that delivers
+        # Distributed: the process that delivers, and the file its output goes to.
+        self.worker_pid = worker_pid
+        self.worker_log = worker_log
 
     async def login(self, client_id: str, client_secret: str) -> None:
         response = await self.http.post(

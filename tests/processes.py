@@ -43,12 +43,19 @@ class GatewayProcess:
     def __init__(
         self, argv: list[str], env: Mapping[str, str], *, log: Path | None = None, cwd: Path | None = None
     ) -> None:
+        self.log = log  # where its stdout and stderr go (appended); None: the forkserver's
         self._process = _FORKSERVER.Process(
             target=_run,
             args=(argv, dict(env), None if log is None else str(log), None if cwd is None else str(cwd)),
             name="gateway " + " ".join(argv),
         )
         self._process.start()
+
+    def output(self) -> str:
+        """What it has written to its log so far."""
+        if self.log is None or not self.log.exists():
+            return ""
+        return self.log.read_text(errors="replace")
 
     @property
     def pid(self) -> int:

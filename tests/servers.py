@@ -104,11 +104,6 @@ class Subscriber:
 
         return Starlette(routes=[Route("/{name}", handle, methods=["POST"])])
 
-    async def quiet(self, count: int, seconds: float = 0.6) -> None:
-        """Nothing more arrives for a while: still ``count`` deliveries after ``seconds``."""
-        await asyncio.sleep(seconds)
-        assert len(self.received) == count, [r.body["_metadata"]["runTriggers"] for r in self.received]
-
     async def wait_for(self, count: int, within: float = 5.0) -> list[Received]:
         async with asyncio.timeout(within):
             while len(self.received) < count:

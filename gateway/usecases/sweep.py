@@ -22,10 +22,6 @@ from gateway.usecases.finished import after_final
 
 log = logging.getLogger("gateway.sweep")
 
-# A PENDING invocation not claimed this long after it was queued is queued again.
-REQUEUE_AFTER = timedelta(seconds=5)
-# A DISPATCHING invocation older than the time limit plus this was cut off by a crash.
-STRANDED_GRACE = timedelta(seconds=5)
 # Deliveries cut off this often are not tried again.
 MAX_ATTEMPTS = 5
 
@@ -58,7 +54,10 @@ async def expire_due(rt: Runtime, invocation_id: str | None = None) -> list[str]
 async def requeue_due(rt: Runtime) -> list[DispatchJob]:
     """Queue again what a crash or a lost message left behind."""
     now = utcnow()
-    stranded_before = now - timedelta(seconds=rt.settings.response_timeout) - STRANDED_GRACE
+    settings = rt.settings
+    requeue_after = timedelta(seconds=settings.requeue_after)
+    # DISPATCHING past the time limit plus a grace: cut off by a crash (see Settings).
+    stranded_before = now - timedelta(seconds=settings.response_timeout + settings.stranded_grace)
     stranded = (
         update(Invocation)
         .where(col(Invocation.status) == Status.DISPATCHING)
@@ -75,11 +74,11 @@ async def requeue_due(rt: Runtime) -> list[DispatchJob]:
             .returning(*ENDED_COLUMNS)
         )
         failed = gave_up.all()
-        await session.execute(stranded.values(status=Status.PENDING, queued_at=now - REQUEUE_AFTER))
+        await session.execute(stranded.values(status=Status.PENDING, queued_at=now - requeue_after))
         result = await session.execute(
             update(Invocation)
             .where(col(Invocation.status) == Status.PENDING)
-            .where(col(Invocation.queued_at) <= now - REQUEUE_AFTER)
+            .where(col(Invocation.queued_at) <= now - requeue_after)
             .values(queued_at=now)
             .returning(col(Invocation.id), col(Invocation.attempts))
         )

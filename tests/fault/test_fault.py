@@ -10,13 +10,17 @@ several subscriptions), the test
 3. deletes everything Redis held for this gateway (queued jobs, deferred expiry jobs,
    in-progress markers), as a Redis restart with an empty memory would.
 
+Each fault must hit work in flight, or the run proves nothing: a kill that cut off no
+delivery (or no start, or no callback) is struck again on the replacement process, and a
+flush that found no job is tried again, a bounded number of times.
+
 Then every invocation must reach exactly one terminal state, agree with what its subscriber
 saw, and have been delivered more than once only where a fault cut its delivery off
 (ARCHITECTURE.md, invariants 1-3). The figures are printed (run with -s to see them).
 
-Two smaller tests restart Redis for real (connections dropped, refused for a while, memory
-empty) through a TCP proxy, so the shared Redis server is not disturbed: a worker must outlive
-it, and long-polls must still be woken after it.
+A smaller test restarts Redis for real (connections dropped, refused for a while, memory
+empty) through a TCP proxy, so the shared Redis server is not disturbed: the worker must
+reconnect by itself and deliver again, and long-polls must still be woken.
 """
 
 from __future__ import annotations
@@ -29,8 +33,8 @@ import signal
 import subprocess
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -81,6 +85,9 @@ SWEEP_INTERVAL = 0.2
 KILL_WORKER_AT = 0.2
 KILL_API_AT = 0.45
 LOSE_REDIS_AT = 0.7
+OPEN_AT_WORKER_KILL = 10  # the killed worker's deliveries open at its subscribers
+HOLD_AT_MOST = 1.0  # seconds a subscriber holds a delivery for the kill: under the time limit
+TRIES = 3  # strikes of one fault before the test gives up on it hitting work in flight
 DRAIN_WITHIN = 90.0
 CALLBACK_PATIENCE = 60.0
 TERMINAL = frozenset({"COMPLETED", "FAILED", "EXPIRED"})
@@ -186,6 +193,35 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class Requests:
+    """The requests a client has open to each API process, and which of them got no answer
+    (refused, or cut off): what tells whether killing a process hit requests in flight."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+        self.open: defaultdict[str, set[int]] = defaultdict(set)  # by API base URL
+        self.unanswered: set[int] = set()
+        self._numbers = itertools.count()
+
+    async def post(self, url: str, **kwargs: Any) -> httpx.Response | None:
+        api = _base(url)
+        number = next(self._numbers)
+        self.open[api].add(number)
+        try:
+            return await self.client.post(url, **kwargs)
+        except httpx.TransportError:
+            self.unanswered.add(number)
+            return None
+        finally:
+            self.open[api].discard(number)
+
+    async def cut_off(self, snapshot: set[int], api: str) -> int:
+        """How many of ``snapshot`` (requests open to ``api`` when it was killed) got no answer,
+        once they have all ended."""
+        await until(lambda: not snapshot & self.open[api], 30)
+        return len(snapshot & self.unanswered)
+
+
 # --- subscribers ----------------------------------------------------------------------------
 
 
@@ -205,20 +241,45 @@ class Subscribers:
     Each delivery gets a distinct output (it names the delivery's number), so a status shows
     which answer or callback the gateway kept. ASYNC and DYNAMIC-202 subscribers call back a
     little later, to the callbackURL; when that API process is down they try the other one,
-    as a subscriber behind a load balancer would.
+    as a subscriber behind a load balancer would. For a worker's kill, they hold its
+    deliveries open, and tell which of them it cut off.
     """
 
     def __init__(self, apis: Sequence[str]) -> None:
         self.apis = list(apis)
         self.url = ""
         self.seen: defaultdict[str, Seen] = defaultdict(Seen)
-        self.in_flight = 0
+        self.delivering: set[int] = set()  # deliveries being answered, by number
+        # While a worker is about to be killed, its deliveries (their callbackURLs name its API
+        # process) wait here before they are answered.
+        self.held: set[int] = set()
+        self._holding: str | None = None
+        self._released = asyncio.Event()
+        # Deliveries whose sender hung up before the answer: a worker died mid-request.
+        self.orphaned: dict[int, str] = {}  # delivery number -> invocation id
         self.callback_retries = 0
-        self.callbacks_in_flight: Counter[str] = Counter()  # by API base URL
         self.lost_callbacks: list[str] = []
         self.callbacks: set[asyncio.Task[None]] = set()
         self._dynamic_turn = itertools.count()
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(10, pool=None))
+        self._numbers = itertools.count()
+        self.requests = Requests(httpx.AsyncClient(timeout=httpx.Timeout(10, pool=None)))
+
+    @contextmanager
+    def holding(self, api: str) -> Iterator[None]:
+        """Hold every delivery whose callbackURL is on ``api`` until the block ends."""
+        self._holding = f"{api}/"
+        self._released.clear()
+        try:
+            yield
+        finally:
+            self._holding = None
+            self._released.set()
+
+    async def cut_off(self, deliveries: set[int]) -> set[str]:
+        """Once ``deliveries`` have ended (within the longest pause a subscriber takes), the
+        invocations of those whose sender hung up before the answer."""
+        await until(lambda: not deliveries & self.delivering, 10)
+        return {self.orphaned[n] for n in deliveries if n in self.orphaned}
 
     def app(self) -> Starlette:
         return Starlette(routes=[Route("/{kind}", self._handle, methods=["POST"])])
@@ -229,26 +290,39 @@ class Subscribers:
     async def _handle(self, request: Request) -> Response:
         kind: str = request.path_params["kind"]
         meta = (await request.json())["_metadata"]
+        number = next(self._numbers)
+        self.delivering.add(number)
+        try:
+            if self._holding and meta.get("callbackURL", "").startswith(self._holding):
+                self.held.add(number)
+                try:
+                    await self._released.wait()
+                finally:
+                    self.held.discard(number)
+            response = await self._answer(kind, meta)
+            if await request.is_disconnected():
+                self.orphaned[number] = meta["invocationId"]
+            return response
+        finally:
+            self.delivering.discard(number)
+
+    async def _answer(self, kind: str, meta: dict[str, Any]) -> Response:
         seen = self.seen[meta["invocationId"]]
         seen.deliveries += 1
         output = {"approver": f"{kind}/{meta['invocationId'][:8]}", "delivery": seen.deliveries}
-        self.in_flight += 1
-        try:
-            if kind.startswith("notify"):
-                await asyncio.sleep(random.uniform(0, 0.1))
-                return JSONResponse({})
-            if kind.endswith("-slow") or kind == "dynamic":
-                await asyncio.sleep(random.uniform(0, 0.3))
-            if kind.startswith("sync") or (kind == "dynamic" and next(self._dynamic_turn) % 2 == 0):
-                seen.answered.append(output)
-                return JSONResponse(output)
-            # Acknowledge now, answer later. A subscriber that received the delivery calls
-            # back even if the gateway process that sent it died meanwhile.
-            delay = random.uniform(0.2, 1.0) if kind.endswith("-slow") else random.uniform(0.02, 0.2)
-            self._call_back_later(meta, output, delay)
-            return JSONResponse({}, status_code=202 if kind == "dynamic" else 200)
-        finally:
-            self.in_flight -= 1
+        if kind.startswith("notify"):
+            await asyncio.sleep(random.uniform(0, 0.1))
+            return JSONResponse({})
+        if kind.endswith("-slow") or kind == "dynamic":
+            await asyncio.sleep(random.uniform(0, 0.3))
+        if kind.startswith("sync") or (kind == "dynamic" and next(self._dynamic_turn) % 2 == 0):
+            seen.answered.append(output)
+            return JSONResponse(output)
+        # Acknowledge now, answer later. A subscriber that received the delivery calls
+        # back even if the gateway process that sent it died meanwhile.
+        delay = random.uniform(0.2, 1.0) if kind.endswith("-slow") else random.uniform(0.02, 0.2)
+        self._call_back_later(meta, output, delay)
+        return JSONResponse({}, status_code=202 if kind == "dynamic" else 200)
 
     def _call_back_later(self, meta: dict[str, Any], output: Any, delay: float) -> None:
         task = asyncio.create_task(
@@ -264,16 +338,7 @@ class Subscribers:
         give_up_at = loop.time() + CALLBACK_PATIENCE
         pause = 0.05
         while True:
-            api = _base(url)
-            self.callbacks_in_flight[api] += 1
-            try:
-                response: httpx.Response | None = await self._http.post(
-                    url, json={"secret": secret, "output": output}
-                )
-            except httpx.TransportError:
-                response = None
-            finally:
-                self.callbacks_in_flight[api] -= 1
+            response = await self.requests.post(url, json={"secret": secret, "output": output})
             if response is not None and response.status_code < 500:
                 if response.status_code == 204:
                     seen.accepted.append(output)
@@ -303,7 +368,7 @@ class Subscribers:
         for task in list(self.callbacks):
             task.cancel()
         await asyncio.gather(*list(self.callbacks), return_exceptions=True)
-        await self._http.aclose()
+        await self.requests.client.aclose()
 
 
 def _base(url: str) -> str:
@@ -324,12 +389,13 @@ class Producer:
         self.apis = list(apis)
         self.acknowledged = 0
         self.retries = 0
-        self.in_flight: Counter[str] = Counter()  # by API base URL
         self.ids: list[str] = []
-        self._http = httpx.AsyncClient(
-            timeout=30,
-            headers={"authorization": f"Bearer {token}"},
-            limits=httpx.Limits(max_connections=IN_FLIGHT * 2),
+        self.requests = Requests(
+            httpx.AsyncClient(
+                timeout=30,
+                headers={"authorization": f"Bearer {token}"},
+                limits=httpx.Limits(max_connections=IN_FLIGHT * 2),
+            )
         )
 
     async def run(self, plan: Sequence[tuple[str, int]]) -> None:
@@ -339,22 +405,14 @@ class Producer:
                 for i, (trigger_id, n) in enumerate(plan):
                     group.create_task(self._start(limit, i, trigger_id, n))
         finally:
-            await self._http.aclose()
+            await self.requests.client.aclose()
 
     async def _start(self, limit: asyncio.Semaphore, i: int, trigger_id: str, n: int) -> None:
         body = {"triggerId": trigger_id, "input": {"n": n}, "contentJson": {"start": i}}
         async with limit:
             for attempt in range(100):
                 api = self.apis[(i + attempt) % len(self.apis)]
-                self.in_flight[api] += 1
-                try:
-                    response: httpx.Response | None = await self._http.post(
-                        f"{api}/beta/trigger-invocations/start", json=body
-                    )
-                except httpx.TransportError:
-                    response = None
-                finally:
-                    self.in_flight[api] -= 1
+                response = await self.requests.post(f"{api}/beta/trigger-invocations/start", json=body)
                 if response is not None and response.status_code < 500:
                     assert response.status_code == 200, response.text
                     self.ids += [invocation["id"] for invocation in response.json()]
@@ -398,10 +456,12 @@ async def forget_jobs(redis: Redis, store: Store, invocation_ids: set[str]) -> i
 # Deletes, atomically, every key of one arq queue: the queue itself, its health key, and the
 # job, in-progress, retry and result keys of every job in it (a job stays in the queue until it
 # finishes, so that is every job queued, deferred or running). Atomic, as a restart is: a job
-# enqueued meanwhile cannot keep its job key and lose its place in the queue.
+# enqueued meanwhile cannot keep its job key and lose its place in the queue. Returns how
+# many jobs the queue held and how many keys were deleted.
 FLUSH_QUEUE = """
+local jobs = redis.call('ZRANGE', KEYS[1], 0, -1)
 local deleted = 0
-for _, job in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+for _, job in ipairs(jobs) do
   for _, prefix in ipairs({'arq:job:', 'arq:in-progress:', 'arq:retry:', 'arq:result:'}) do
     deleted = deleted + redis.call('DEL', prefix .. job)
   end
@@ -409,15 +469,16 @@ end
 for _, key in ipairs(redis.call('KEYS', KEYS[1] .. '*')) do
   deleted = deleted + redis.call('DEL', key)
 end
-return deleted
+return {#jobs, deleted}
 """
 
 
-async def flush_redis(redis: Redis, store: Store) -> int:
+async def flush_redis(redis: Redis, store: Store) -> tuple[int, int]:
     """What a Redis restart with an empty memory leaves of this gateway's queue: nothing.
-    (Only this gateway's keys: other tests may share the server.)"""
-    deleted = await redis.eval(FLUSH_QUEUE, 1, store.queue_name)  # type: ignore[misc]
-    return int(deleted)
+    (Only this gateway's keys: other tests may share the server.) The jobs lost (queued,
+    deferred or running) and the keys deleted."""
+    jobs, deleted = await redis.eval(FLUSH_QUEUE, 1, store.queue_name)  # type: ignore[misc]
+    return int(jobs), int(deleted)
 
 
 async def clean_up(store: Store) -> None:
@@ -440,30 +501,31 @@ async def clean_up(store: Store) -> None:
 
 @dataclass
 class Faults:
-    worker_killed_at: datetime | None = None
-    delivering_at_kill: int = 0  # subscriber requests open when the worker died
-    # DISPATCHING when the worker died (a superset: some were the other worker's)
+    killed: list[Process] = field(default_factory=list)  # every process killed, in order
+    worker_kills: int = 0  # strikes until one cut a delivery off
+    delivering_at_kill: int = 0  # its deliveries held open when that worker died
+    # Deliveries whose connection the kill dropped while the subscriber was answering.
+    orphaned: set[str] = field(default_factory=set)
+    # DISPATCHING when a worker died (a superset: some were the other worker's)
     cut_off: set[str] = field(default_factory=set)
     at_worker_kill: dict[str, int] = field(default_factory=dict)
+    api_kills: int = 0
     at_api_kill: dict[str, int] = field(default_factory=dict)
+    # Requests in flight to the API process when it died that got no answer.
     starts_to_killed_api: int = 0
     callbacks_to_killed_api: int = 0
+    redis_flushes: int = 0
     at_redis_flush: dict[str, int] = field(default_factory=dict)
+    redis_jobs_lost: int = 0
     redis_keys_lost: int = 0
     api_restarted_after: float = 0.0
     last_fault: float = 0.0  # time.monotonic()
 
 
-async def until(condition: Callable[[], bool], within: float, *, required: bool = True) -> bool:
-    try:
-        async with asyncio.timeout(within):
-            while not condition():  # noqa: ASYNC110 (the counters are plain attributes)
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        if required:
-            raise
-        return False
-    return True
+async def until(condition: Callable[[], bool], within: float, *, every: float = 0.02) -> None:
+    async with asyncio.timeout(within):
+        while not condition():  # noqa: ASYNC110 (the counters are plain attributes)
+            await asyncio.sleep(every)
 
 
 async def inject_faults(
@@ -477,68 +539,149 @@ async def inject_faults(
     starts: int,
 ) -> Faults:
     faults = Faults()
-    api_a = next(iter(apis.values()))
     a_url = next(iter(apis))
-
-    # 1. kill -9 a worker in the middle of deliveries; start a replacement.
     await until(lambda: producer.acknowledged >= KILL_WORKER_AT * starts, 60)
-    await until(lambda: subscribers.in_flight >= 10, 10, required=False)
-    faults.delivering_at_kill = subscribers.in_flight
-    await workers[0].kill9()
-    faults.worker_killed_at = datetime.now(UTC)
-    await asyncio.sleep(0.3)  # let a commit the worker sent just before dying land
-    rows = await db.fetch(
-        "SELECT id FROM invocations WHERE status = 'DISPATCHING' AND dispatched_at <= $1",
-        faults.worker_killed_at,
-    )
-    faults.cut_off = {row["id"] for row in rows}
-    faults.at_worker_kill = await status_counts(db)
-    print(
-        f"[fault] killed -9 {workers[0].name} with {faults.delivering_at_kill} subscriber requests open "
-        f"and {len(faults.cut_off)} invocations dispatching: {describe(faults.at_worker_kill)}",
-        flush=True,
-    )
-    workers.append(await cluster.worker("worker-3", a_url))
-
-    # 2. kill -9 an API process while starts and callbacks are in flight to it; restart it.
+    await kill_a_worker(cluster, workers, subscribers, db, a_url, faults)
     await until(lambda: producer.acknowledged >= KILL_API_AT * starts, 60)
-    faults.starts_to_killed_api = producer.in_flight[a_url]
-    faults.callbacks_to_killed_api = subscribers.callbacks_in_flight[a_url]
-    await api_a.kill9()
-    down_at = time.monotonic()
-    faults.at_api_kill = await status_counts(db)
-    print(
-        f"[fault] killed -9 {api_a.name} with {faults.starts_to_killed_api} starts and "
-        f"{faults.callbacks_to_killed_api} callbacks in flight to it: {describe(faults.at_api_kill)}",
-        flush=True,
-    )
-
-    async def restart_api() -> None:
-        await asyncio.sleep(1.5)
-        api_a.spawn()
-        await wait_for_api(api_a, a_url, http)
-        faults.api_restarted_after = time.monotonic() - down_at
-        print(f"[fault] {api_a.name} back after {faults.api_restarted_after:.1f} s", flush=True)
-
-    restart = asyncio.create_task(restart_api())
+    restart = await kill_an_api(apis[a_url], a_url, producer, subscribers, db, http, faults)
     try:
-        # 3. Redis loses everything this gateway had in it.
         await until(lambda: producer.acknowledged >= LOSE_REDIS_AT * starts, 60)
-        redis = Redis.from_url(cluster.store.redis_url)
-        try:
-            faults.at_redis_flush = await status_counts(db)
-            faults.redis_keys_lost = await flush_redis(redis, cluster.store)
-        finally:
-            await redis.aclose()
-        faults.last_fault = time.monotonic()
-        print(
-            f"[fault] flushed Redis: {faults.redis_keys_lost} keys lost; {describe(faults.at_redis_flush)}",
-            flush=True,
-        )
+        await lose_redis(cluster.store, db, faults)
         await restart
     finally:
         restart.cancel()
     return faults
+
+
+async def kill_a_worker(
+    cluster: Cluster,
+    workers: list[Process],
+    subscribers: Subscribers,
+    db: asyncpg.Connection,
+    a_url: str,
+    faults: Faults,
+) -> None:
+    """kill -9 a worker in the middle of its deliveries, and start a replacement; strike the
+    replacement again until a kill cuts off a delivery its subscriber was answering."""
+    victim = workers[0]
+    for strike in range(1, TRIES + 1):
+        held, killed_at = await kill_holding(victim, subscribers, a_url, db, faults)
+        faults.killed.append(victim)
+        faults.worker_kills = strike
+        faults.delivering_at_kill = len(held)
+        faults.at_worker_kill = await status_counts(db)
+        # By the time the held deliveries have ended, a commit the worker sent just before dying
+        # has landed: look again (the first look was before any of them was answered or called back).
+        orphaned = await subscribers.cut_off(held)
+        faults.orphaned |= orphaned
+        faults.cut_off |= await dispatching(db, killed_at)
+        print(
+            f"[fault] killed -9 {victim.name} with {len(held)} of its deliveries open, {len(orphaned)} "
+            f"of them cut off; {len(faults.cut_off)} invocations dispatching: "
+            f"{describe(faults.at_worker_kill)}",
+            flush=True,
+        )
+        victim = await cluster.worker(f"worker-{len(workers) + 1}", a_url)
+        workers.append(victim)
+        if orphaned:
+            return
+    raise AssertionError(f"{TRIES} worker kills cut off no delivery in flight")
+
+
+async def kill_holding(
+    victim: Process, subscribers: Subscribers, api: str, db: asyncpg.Connection, faults: Faults
+) -> tuple[set[int], datetime]:
+    """kill -9 ``victim`` while its subscribers hold OPEN_AT_WORKER_KILL of its deliveries
+    (those whose callbackURL is on ``api``, the victim's API process) open. A delivery is held
+    for HOLD_AT_MOST seconds at most, so that the victim's time limit has not ended it when the
+    kill comes; when fewer arrived meanwhile, they are answered and the hold begins again."""
+    for _ in range(20):
+        with subscribers.holding(api):
+            with suppress(TimeoutError):
+                await until(lambda: len(subscribers.held) >= OPEN_AT_WORKER_KILL, HOLD_AT_MOST)
+            held = set(subscribers.held)
+            if len(held) >= OPEN_AT_WORKER_KILL:
+                await victim.kill9()
+                killed_at = datetime.now(UTC)
+                # Before any held delivery is answered or called back, which may complete it.
+                faults.cut_off |= await dispatching(db, killed_at)
+                return held, killed_at
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"{victim.name} never had {OPEN_AT_WORKER_KILL} deliveries open at once")
+
+
+async def dispatching(db: asyncpg.Connection, before: datetime) -> set[str]:
+    rows = await db.fetch(
+        "SELECT id FROM invocations WHERE status = 'DISPATCHING' AND dispatched_at <= $1", before
+    )
+    return {row["id"] for row in rows}
+
+
+async def kill_an_api(
+    api: Process,
+    url: str,
+    producer: Producer,
+    subscribers: Subscribers,
+    db: asyncpg.Connection,
+    http: httpx.AsyncClient,
+    faults: Faults,
+) -> asyncio.Task[None]:
+    """kill -9 an API process while starts and callbacks are in flight to it, until a kill
+    leaves both a start and a callback without an answer; the task restarting it."""
+
+    async def restart(down_at: float) -> None:
+        await asyncio.sleep(1.5)
+        api.spawn()
+        await wait_for_api(api, url, http)
+        faults.api_restarted_after = time.monotonic() - down_at
+        print(f"[fault] {api.name} back after {faults.api_restarted_after:.1f} s", flush=True)
+
+    for strike in range(1, TRIES + 1):
+        # Callbacks take milliseconds: look often for one in flight.
+        await until(
+            lambda: bool(producer.requests.open[url] and subscribers.requests.open[url]), 30, every=0.005
+        )
+        starts, callbacks = set(producer.requests.open[url]), set(subscribers.requests.open[url])
+        await api.kill9()
+        down_at = time.monotonic()
+        faults.killed.append(api)
+        faults.api_kills = strike
+        faults.at_api_kill = await status_counts(db)
+        faults.starts_to_killed_api = await producer.requests.cut_off(starts, url)
+        faults.callbacks_to_killed_api = await subscribers.requests.cut_off(callbacks, url)
+        print(
+            f"[fault] killed -9 {api.name} with {len(starts)} starts and {len(callbacks)} callbacks in "
+            f"flight to it, {faults.starts_to_killed_api} and {faults.callbacks_to_killed_api} of them "
+            f"left unanswered: {describe(faults.at_api_kill)}",
+            flush=True,
+        )
+        restarting = asyncio.create_task(restart(down_at))
+        if faults.starts_to_killed_api and faults.callbacks_to_killed_api:
+            return restarting
+        await restarting
+    raise AssertionError(f"{TRIES} kills of {api.name} did not each cut off a start and a callback")
+
+
+async def lose_redis(store: Store, db: asyncpg.Connection, faults: Faults) -> None:
+    """Redis loses everything this gateway had in it; again, until that was some job."""
+    redis = Redis.from_url(store.redis_url)
+    try:
+        for flush in range(1, TRIES + 1):
+            faults.redis_flushes = flush
+            faults.at_redis_flush = await status_counts(db)
+            faults.redis_jobs_lost, faults.redis_keys_lost = await flush_redis(redis, store)
+            faults.last_fault = time.monotonic()
+            print(
+                f"[fault] flushed Redis: {faults.redis_jobs_lost} jobs and {faults.redis_keys_lost} keys "
+                f"lost; {describe(faults.at_redis_flush)}",
+                flush=True,
+            )
+            if faults.redis_jobs_lost:
+                return
+            await asyncio.sleep(0.5)
+    finally:
+        await redis.aclose()
+    raise AssertionError(f"{TRIES} flushes of Redis found no job to lose")
 
 
 async def drain(db: asyncpg.Connection, workers: Sequence[Process], within: float) -> dict[str, int]:
@@ -736,22 +879,28 @@ async def run(
 
     statuses = await all_statuses(http, api_urls[1], [*REQUEST_RESPONSE, FIRE_AND_FORGET])
     problems, repeats = check(statuses, producer, subscribers, faults)
-    for process in [*apis.values(), *workers[1:]]:
-        if not process.alive:
+    for process in [*apis.values(), *workers]:
+        if not process.alive and process not in faults.killed:
             problems.append(f"{process.name} died without being killed:\n{process.tail()}")
+    if not faults.orphaned <= faults.cut_off:
+        not_dispatching = faults.orphaned - faults.cut_off
+        problems.append(f"deliveries cut off by the worker kill were not dispatching: {not_dispatching}")
     refused = sum(len(seen.refused) for seen in subscribers.seen.values())
     explained = sum(n for invocation_id, n in repeats.items() if invocation_id in faults.cut_off)
+    redelivered = sum(1 for invocation_id in faults.orphaned if invocation_id in repeats)
     summary = "\n".join(
         [
             f"fault test: {len(statuses)} invocations ({len(producer.ids)} acknowledged of {expected} "
             f"planned, {len(statuses) - len(producer.ids)} more created by starts whose answer was lost), "
             "2 API processes, 2 workers",
-            f"  kill -9 worker-1: {len(faults.cut_off)} invocations dispatching, "
-            f"{faults.delivering_at_kill} subscriber requests open; {describe(faults.at_worker_kill)}",
-            f"  kill -9 api-a: {faults.starts_to_killed_api} starts and {faults.callbacks_to_killed_api} "
-            f"callbacks in flight to it, back after {faults.api_restarted_after:.1f} s; "
-            f"{describe(faults.at_api_kill)}",
-            f"  Redis flushed: {faults.redis_keys_lost} keys lost; {describe(faults.at_redis_flush)}",
+            f"  kill -9 a worker ({faults.worker_kills} strike(s)): {len(faults.orphaned)} deliveries "
+            f"cut off of {faults.delivering_at_kill} of its own held open ({redelivered} delivered "
+            f"again), {len(faults.cut_off)} invocations dispatching; {describe(faults.at_worker_kill)}",
+            f"  kill -9 api-a ({faults.api_kills} strike(s)): {faults.starts_to_killed_api} starts and "
+            f"{faults.callbacks_to_killed_api} callbacks in flight to it unanswered, back after "
+            f"{faults.api_restarted_after:.1f} s; {describe(faults.at_api_kill)}",
+            f"  Redis flushed ({faults.redis_flushes} time(s)): {faults.redis_jobs_lost} jobs and "
+            f"{faults.redis_keys_lost} keys lost; {describe(faults.at_redis_flush)}",
             f"  final: {describe(final)}; repeats: {sum(repeats.values())} extra deliveries of "
             f"{len(repeats)} invocations, {explained} of them cut off by the worker kill",
             f"  starts retried {producer.retries}, callbacks retried {subscribers.callback_retries}, "
@@ -764,6 +913,10 @@ async def run(
     print(summary, flush=True)
     assert not problems, f"{len(problems)} problem(s):\n" + "\n".join(problems[:40]) + f"\n{summary}"
     assert len(statuses) >= expected
+    # Each fault hit work in flight (inject_faults strikes again until it does).
+    assert faults.orphaned and faults.cut_off, summary
+    assert faults.starts_to_killed_api > 0 and faults.callbacks_to_killed_api > 0, summary
+    assert faults.redis_jobs_lost > 0, summary
     # At-least-once, not at-least-twice: repeats come only from the cut-off deliveries.
     assert sum(repeats.values()) <= len(faults.cut_off)
     assert sum(repeats.values()) < 0.1 * len(statuses)
@@ -831,6 +984,7 @@ class Proxied:
     cluster: Cluster
     gateway: GatewayClient
     api_url: str
+    subscriber: Subscriber
 
     async def restart_redis(self, outage: float) -> None:
         """Connections dropped, `outage` seconds of refused connections, an empty memory."""
@@ -868,62 +1022,41 @@ async def proxied_gateway(tmp_path: Path) -> AsyncIterator[Proxied]:
             await gateway.login(CLIENT_ID, CLIENT_SECRET)
             await gateway.create_trigger()
             await gateway.subscribe("test:approver", subscriber.endpoint("slow", answer_slowly), "SYNC")
-            yield Proxied(store, redis, cluster, gateway, api_url)
+            yield Proxied(store, redis, cluster, gateway, api_url, subscriber)
     finally:
         await cluster.stop()
         redis.down()
         await clean_up(store)
 
 
-class WorkerExited(AssertionError):
-    """The failure test_a_worker_outlives_a_redis_restart is expected to show, for now."""
-
-
-async def settled(gateway: GatewayClient, worker: Process, invocation_id: str) -> dict[str, Any]:
-    """Poll (no long-poll, see the next test) until the invocation is terminal, while the
-    worker stays up."""
-    async with asyncio.timeout(15):
-        while True:
-            if not worker.alive:
-                raise WorkerExited(f"{worker.name} exited:\n{worker.tail(8)}")
-            status = await gateway.status(invocation_id)
-            if status["completed"] is not None:
-                return status
-            await asyncio.sleep(0.1)
-
-
-async def test_a_worker_outlives_a_redis_restart(tmp_path: Path) -> None:
-    async with proxied_gateway(tmp_path) as proxied:
-        worker = await proxied.cluster.worker("worker", proxied.api_url)
-        [before] = await proxied.gateway.start("test:approver", {})
-        assert (await settled(proxied.gateway, worker, before["id"]))["status"] == "COMPLETED"
-
-        await proxied.restart_redis(outage=1.0)
-        [after] = await proxied.gateway.start("test:approver", {})
-        assert (await settled(proxied.gateway, worker, after["id"]))["status"] == "COMPLETED"
-
-
-async def long_poll(gateway: GatewayClient) -> float:
+async def long_poll(gateway: GatewayClient, worker: Process) -> float:
     """Seconds a long-poll on a new invocation takes to report it completed (its subscriber
-    answers after 0.5 s)."""
+    answers after 0.5 s): far less than its 20 s limit when the completion wakes it."""
     [invocation] = await gateway.start("test:approver", {})
     began = time.monotonic()
-    status = await gateway.status(invocation["id"], wait=10)
+    status = await gateway.status(invocation["id"], wait=20)
+    waited = time.monotonic() - began
+    assert worker.alive, f"{worker.name} exited:\n{worker.tail(8)}"
     assert status["status"] == "COMPLETED", status
-    return time.monotonic() - began
+    return waited
 
 
-async def test_long_polls_are_woken_after_a_redis_restart(tmp_path: Path) -> None:
-    """A Redis outage longer than the notification listener's retry pause must not leave
-    long-polls waiting out their time: the listener resubscribes once Redis is back."""
+async def test_a_worker_and_long_polls_outlive_a_redis_restart(tmp_path: Path) -> None:
+    """A Redis outage longer than the notification listener's retry pause, the worker running
+    throughout: the worker must reconnect by itself (no process restarts it) and deliver again,
+    and the API process's listener must resubscribe, so that long-polls are woken."""
     async with proxied_gateway(tmp_path) as proxied:
-        # Before: the worker's transition wakes the API process's long-poll at once.
-        worker = await proxied.cluster.worker("worker-1", proxied.api_url)
-        assert await long_poll(proxied.gateway) < 5
-        await worker.stop()  # a worker does not outlive a restart yet: see the test above
+        worker = await proxied.cluster.worker("worker", proxied.api_url)
+        pid = worker.pid
+        assert await long_poll(proxied.gateway, worker) < 10
 
-        await proxied.restart_redis(outage=2.5)
-        await proxied.cluster.worker("worker-2", proxied.api_url)
-        # After: the API process's notification listener must have resubscribed by itself.
-        waited = await long_poll(proxied.gateway)
-        assert waited < 5, f"the long-poll was answered only when it timed out, after {waited:.1f} s"
+        await proxied.restart_redis(outage=2.5)  # its health-check key is gone with the rest
+        # The same process writes it again once it is back on Redis.
+        assert worker.popen is not None
+        await wait_until_healthy(worker.settings, worker.popen)
+        delivered = len(proxied.subscriber.received)
+        waited = await long_poll(proxied.gateway, worker)
+        assert worker.pid == pid
+        # Only this worker delivers: the second delivery is its own, after the restart.
+        assert len(proxied.subscriber.received) == delivered + 1
+        assert waited < 10, f"the long-poll was answered only when it timed out, after {waited:.1f} s"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,14 @@ async def test_token_with_form_credentials(gateway: GatewayClient) -> None:
     assert response.headers["cache-control"] == "no-store"
 
 
+def unique_id(prefix: str) -> str:
+    """An id no other test of this module's shared gateway uses."""
+    return f"{prefix}:{uuid.uuid4().hex[:12]}"
+
+
 async def test_token_with_basic_client_authentication(gateway: GatewayClient) -> None:
+    trigger_id = unique_id("t:basic")
+    await gateway.create_trigger(trigger_id)
     basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
     async with anonymous(gateway) as http:
         response = await http.post(
@@ -80,9 +88,13 @@ async def test_token_with_basic_client_authentication(gateway: GatewayClient) ->
         )
         assert response.status_code == 200, response.text
         token = response.json()["access_token"]
-        listed = await http.get("/beta/triggers", headers={"Authorization": f"Bearer {token}"})
+        listed = await http.get(
+            "/beta/triggers",
+            params={"filters": f'id eq "{trigger_id}"'},
+            headers={"Authorization": f"Bearer {token}"},
+        )
     assert listed.status_code == 200, listed.text
-    assert listed.json() == []
+    assert [t["id"] for t in listed.json()] == [trigger_id]  # the token reads what the admin made
 
 
 @pytest.mark.parametrize(
@@ -122,17 +134,28 @@ async def test_json_token_request_is_400(gateway: GatewayClient) -> None:
 
 
 async def test_token_limited_to_a_requested_scope(gateway: GatewayClient) -> None:
+    # An invocation to read (its subscriber is unreachable: it fails at once, unseen).
+    trigger_id = unique_id("t:scoped")
+    await gateway.create_trigger(trigger_id, type="FIRE_AND_FORGET")
+    await gateway.subscribe(trigger_id, "http://127.0.0.1:9/nobody-listens")
+    [invocation] = await gateway.start(trigger_id, {})
+    refused_id = unique_id("t:refused")
     async with anonymous(gateway) as http:
         response = await http.post("/oauth/token", data={**FORM, "scope": "invocations:read"})
         assert response.status_code == 200, response.text
         assert response.json()["scope"] == "invocations:read"
         http.headers["authorization"] = f"Bearer {response.json()['access_token']}"
-        create = await http.post("/beta/triggers", json={"id": "t", "name": "T", "type": "FIRE_AND_FORGET"})
-        statuses = await http.get("/beta/trigger-invocations/status")
+        create = await http.post(
+            "/beta/triggers", json={"id": refused_id, "name": "T", "type": "FIRE_AND_FORGET"}
+        )
+        statuses = await http.get(
+            "/beta/trigger-invocations/status", params={"filters": f'triggerId eq "{trigger_id}"'}
+        )
     assert create.status_code == 403, create.text
     assert "triggers:manage" in assert_error_format(create.json())
+    assert (await gateway.http.get(f"/beta/triggers/{refused_id}")).status_code == 404  # not made
     assert statuses.status_code == 200, statuses.text
-    assert statuses.json() == []
+    assert [s["id"] for s in statuses.json()] == [invocation["id"]]
 
 
 async def test_scope_beyond_the_clients_is_400(gateway: GatewayClient) -> None:

@@ -11,6 +11,9 @@ from tests.conftest import open_store, start_gateway
 from tests.gateway_client import GatewayClient
 from tests.servers import Received, Subscriber, answer
 
+# A run's states between its delivery and its end.
+IN_FLIGHT = ("DISPATCHING", "AWAITING_CALLBACK")
+
 
 async def _statuses(gateway: GatewayClient, filters: str) -> list[dict[str, Any]]:
     response = await gateway.http.get(
@@ -51,9 +54,21 @@ async def test_triggers_racing_through_two_api_processes_still_give_one_run_at_a
         while len(carried) < len(ids):
             runs += 1
             run = (await subscriber.wait_for(runs))[-1]
-            await subscriber.quiet(runs, 0.3)  # never a second run while this one is in flight
+            # Never a second run while this one is in flight. The database says so at once: a
+            # run is recorded (PENDING) before it is queued, so every other trigger still
+            # WAITING (or BUNDLED into this run) means nothing else is on its way.
+            leader = run.body["_metadata"]["invocationId"]
+            statuses = {s["id"]: s["status"] for s in await _statuses(first, 'triggerId eq "t:race"')}
+            in_flight = [i for i, status in statuses.items() if status in ("PENDING", *IN_FLIGHT)]
+            assert in_flight == [leader], statuses
+            assert set(statuses.values()) <= {"WAITING", "BUNDLED", "COMPLETED", *IN_FLIGHT}, statuses
+            assert len(subscriber.received) == runs
             carried += [t["invocationId"] for t in run.body["_metadata"]["runTriggers"]]
             await _complete(first, run, {"run": runs})
         assert sorted(carried) == ids  # each trigger carried by exactly one run
         assert runs <= 2, runs  # the first run, then one carrying all that arrived meanwhile
-        await subscriber.quiet(runs, 0.5)
+        # Every trigger has ended (its run completed, or it was bundled into one): nothing is
+        # left that any process could still deliver.
+        ended = {s["id"]: s["status"] for s in await _statuses(first, 'triggerId eq "t:race"')}
+        assert sorted(ended) == ids and set(ended.values()) <= {"COMPLETED", "BUNDLED"}, ended
+        assert len(subscriber.received) == runs

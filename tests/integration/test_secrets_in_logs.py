@@ -1,4 +1,5 @@
-"""No secret the gateway handles ever reaches its logs or its database in plain text."""
+"""No secret the gateway handles ever reaches its logs or its database in plain text: the API's
+log and, distributed, the worker's, which decrypts credentials and delivers."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ async def test_logs_and_database_hold_no_secret(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     password, token = "basic-pass-Zq81", "bearer-tok-Xk27"
-    async with start_gateway(store) as gateway:
+    async with start_gateway(store, worker_log_level="DEBUG") as gateway:
         await gateway.create_trigger("test:created", type="FIRE_AND_FORGET")
         basic = {
             "httpAuthenticationType": "BASIC_AUTH",
@@ -54,7 +55,14 @@ async def test_logs_and_database_hold_no_secret(
         access_token = gateway.http.headers["authorization"].split()[1]
         stored = await stored_bytes(gateway.settings.database_url)
     logged = "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
-    assert "trackingId=" in logged  # the logs were captured
+    assert "trackingId=" in logged  # the API's log was captured
+    if store.redis_url:
+        assert gateway.worker_log is not None
+        worker_logged = gateway.worker_log.read_text(errors="replace")
+        # The worker's log was captured, at DEBUG, and holds the deliveries' outcomes.
+        assert "DEBUG" in worker_logged and "outcome=failed" in worker_logged, worker_logged[-2000:]
+        logged += "\n" + worker_logged
+    assert "outcome=failed" in logged  # whichever process delivered logged the 500
     assert b"test:approver" in stored  # the database was read
     secrets = [
         password,

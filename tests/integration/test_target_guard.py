@@ -11,7 +11,7 @@ from tests.gateway_client import GatewayClient
 from tests.servers import Subscriber, answer
 from tests.services import Store
 
-PUBLIC_HOOK = "https://8.8.8.8/hook"  # saved, never called: these tests raise no trigger for it
+PUBLIC_HOOK = "https://8.8.8.8/hook"  # saved, never called: removed before any trigger is raised
 PATCH_JSON = {"content-type": "application/json-patch+json"}
 HINT = "(an operator can allow networks with GATEWAY_ALLOWED_TARGET_NETWORKS)"
 
@@ -56,7 +56,16 @@ async def test_non_public_urls_are_refused_when_saved(store: Store, subscriber: 
         # An unchanged URL saves as before.
         document = {"name": "renamed", "httpConfig": {"url": PUBLIC_HOOK}}
         assert (await gateway.http.put(path, json=document)).status_code == 200
-    assert subscriber.received == []
+        assert (await gateway.http.delete(path)).status_code == 204
+
+    # Raised through a gateway that delivers to loopback: a refused URL that had been saved
+    # anyway would be delivered to (the refused paths are /x), beside the one allowed here.
+    async with start_gateway(store) as gateway:
+        await gateway.subscribe("guard:fanout", subscriber.endpoint("allowed", answer(200, {})))
+        invocations = await gateway.start("guard:fanout", {"n": 1})
+        statuses = [await gateway.final_status(invocation["id"]) for invocation in invocations]
+    assert [(s["subscriptionName"], s["status"]) for s in statuses] == [("sub SYNC allowed", "COMPLETED")]
+    assert [r.path for r in subscriber.received] == ["/allowed"]
 
 
 async def test_deliveries_are_checked_when_they_connect(store: Store, subscriber: Subscriber) -> None:

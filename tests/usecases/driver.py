@@ -4,8 +4,14 @@ returns the document the API would answer with, and a refusal raises the use cas
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from sqlalchemy import update
+from sqlmodel import col
+from starlette.responses import JSONResponse, Response
+
+from gateway.adapters.queue.memory import InProcessQueue
 from gateway.domain.documents import (
     RunIn,
     StartInvocationIn,
@@ -19,12 +25,24 @@ from gateway.domain.documents import (
 )
 from gateway.domain.errors import ApiError
 from gateway.domain.list_query import parse_list_query
-from gateway.domain.model import Source
+from gateway.domain.model import Invocation, Source, Subscription
 from gateway.runtime import Runtime
 from gateway.usecases import callbacks, raise_trigger, statuses, subscriptions, triggers, webhooks
 from tests.gateway_client import Polls
+from tests.servers import Behaviour, Received
 
 Document = dict[str, Any]
+
+
+def held(release: asyncio.Event) -> Behaviour:
+    """A subscriber that answers 200 {} once ``release`` is set: a delivery kept in flight,
+    holding its slot of GATEWAY_DISPATCH_CONCURRENCY, for as long as a test needs."""
+
+    async def respond(_: Received) -> Response:
+        await release.wait()
+        return JSONResponse({})
+
+    return respond
 
 
 class Driver(Polls):
@@ -134,3 +152,29 @@ class Driver(Polls):
         except ApiError as exc:
             return exc.status
         return 204
+
+    async def settled(self) -> None:
+        """Wait until every delivery queued so far has ended. A use case queues what it starts
+        before it returns, so after this, what has not arrived was never started."""
+        queue = self.rt.queue
+        assert isinstance(queue, InProcessQueue)
+        async with asyncio.timeout(10):
+            while not queue.idle():  # noqa: ASYNC110 (no event to wait on: polled)
+                await asyncio.sleep(0.01)
+
+    async def alter(self, table: type[Invocation | Subscription], row_id: str, **values: Any) -> None:
+        """Change a stored row behind the use cases' back, as time passing (a back-dated
+        timestamp), a crash or an older version would have left it."""
+        async with self.rt.sessions() as session:
+            await session.execute(update(table).where(col(table.id) == row_id).values(**values))
+            await session.commit()
+
+    async def stop_loops(self) -> None:
+        """Stop this runtime's sweep and schedule loops, so that nothing but the test, calling
+        their steps itself, acts on the rows it back-dates. Called first thing, they have done
+        at most one round, on the test's empty database."""
+        loops = [task for task in asyncio.all_tasks() if task.get_name() in ("sweep", "schedules")]
+        assert len(loops) == 2, "bootstrap.open_runtime names these tasks"
+        for task in loops:
+            task.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)

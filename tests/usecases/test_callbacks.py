@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-from datetime import UTC, datetime
+from datetime import timedelta
 
 import pytest
 
+from gateway.domain.clock import utcnow
 from gateway.domain.errors import Invalid
+from gateway.domain.model import Invocation
 from tests.servers import Subscriber, answer, hang
+from tests.usecases.conftest import OpenDriver
 from tests.usecases.driver import Document, Driver
 
 OUTPUT_SCHEMA = {"type": "object", "required": ["approver"], "properties": {"approver": {"type": "string"}}}
@@ -104,12 +106,17 @@ async def test_a_callback_before_the_delivery_is_409(app: Driver, subscriber: Su
     assert await app.complete(_metadata_of(waiting), {"approver": "x"}) == 409
 
 
-async def test_callback_after_the_deadline_is_410_and_expires_it(app: Driver, subscriber: Subscriber) -> None:
-    invocation_id, meta = await awaiting(app, subscriber, deadline="PT1S")
-    deadline = (await app.status(invocation_id))["deadline"]
-    await _until_past(deadline)
-    assert await app.complete(meta, {"approver": "x"}) == 410
-    assert (await app.status(invocation_id))["status"] == "EXPIRED"
+async def test_callback_after_the_deadline_is_410_and_expires_it(
+    open_driver: OpenDriver, subscriber: Subscriber
+) -> None:
+    # The sweep runs once at start-up and not again: only the callback can expire it.
+    async with open_driver(sweep_interval=3600) as app:
+        invocation_id, meta = await awaiting(app, subscriber)
+        await app.alter(Invocation, invocation_id, deadline=utcnow() - timedelta(seconds=1))
+        assert await app.complete(meta, {"approver": "x"}) == 410
+        status = await app.status(invocation_id)
+    assert status["status"] == "EXPIRED"
+    assert "deadline" in status["completeInvocationInput"]["localizedError"]["message"]
 
 
 def _metadata_of(invocation: Document) -> Document:
@@ -118,9 +125,3 @@ def _metadata_of(invocation: Document) -> Document:
         "callbackURL": f"http://gateway.test/beta/trigger-invocations/{invocation['id']}/complete",
         "secret": invocation["secret"],
     }
-
-
-async def _until_past(timestamp: str) -> None:
-    moment = datetime.fromisoformat(timestamp)
-    while datetime.now(UTC) <= moment:  # noqa: ASYNC110
-        await asyncio.sleep(0.05)

@@ -91,7 +91,7 @@ async def test_callback_that_beats_the_acknowledgement_wins(app: Driver, subscri
     assert status["completeInvocationInput"]["output"] == {"approver": "ed"}
     await acknowledged.wait()
     # The late acknowledgement is recorded by a conditional update that no longer matches.
-    await asyncio.sleep(0.1)
+    await app.settled()
     again = await app.status(invocation["id"])
     assert (again["status"], again["completed"]) == ("COMPLETED", status["completed"])
 

@@ -37,7 +37,8 @@ async def test_a_burst_during_a_slow_async_run_becomes_one_follow_up_run_in_arri
     burst = [(await app.start("t:debounce", {"n": n}, tenantId="acme"))[0]["id"] for n in range(1, 21)]
     waiting = await _statuses(app, 'status eq "WAITING"')
     assert [s["id"] for s in waiting] == burst
-    await subscriber.quiet(1)
+    await app.settled()
+    assert len(subscriber.received) == 1  # the burst waits for run 1
 
     # A long-poll on a waiting trigger ends when a run takes it, and names the run.
     poll = asyncio.create_task(app.status(burst[5], wait=10))
@@ -55,7 +56,8 @@ async def test_a_burst_during_a_slow_async_run_becomes_one_follow_up_run_in_arri
     assert run2["lastRun"]["phase"] == "succeeded"
     assert run2["lastRun"]["output"] == {"cursor": "after-0"}
     assert run2["lastRun"]["completedAt"] == (await app.status(first["id"]))["completed"]
-    await subscriber.quiet(2)
+    await app.settled()
+    assert len(subscriber.received) == 2
 
     statuses = {s["id"]: s for s in await _statuses(app, f'runId eq "{burst[0]}"')}
     assert set(statuses) == set(burst)
@@ -63,7 +65,8 @@ async def test_a_burst_during_a_slow_async_run_becomes_one_follow_up_run_in_arri
     assert {statuses[i]["status"] for i in burst[1:]} == {"BUNDLED"}
     await _complete(app, received[1], {"cursor": "after-20"})
     assert (await app.final_status(burst[0]))["status"] == "COMPLETED"
-    await subscriber.quiet(2)
+    await app.settled()
+    assert len(subscriber.received) == 2  # nothing was left waiting for a third run
 
 
 async def test_cron_triggers_arriving_during_a_run_go_into_their_own_run_first(
@@ -95,7 +98,8 @@ async def test_cron_triggers_arriving_during_a_run_go_into_their_own_run_first(
     assert [t["invocationId"] for t in run2["runTriggers"]] == cron
     assert {t["source"] for t in run2["runTriggers"]} == {"cron"}
     assert all(t["payload"]["scheduledFor"] for t in run2["runTriggers"])
-    await subscriber.quiet(2, 0.3)
+    await app.settled()
+    assert len(subscriber.received) == 2  # the api triggers wait for run 2
 
     await _complete(app, received[1], {"done": 1})
     received = await subscriber.wait_for(3)
@@ -123,7 +127,8 @@ async def test_two_tenants_never_block_each_other(app: Driver, subscriber: Subsc
     assert received[2].body["_metadata"]["tenantId"] is None
     b_run = next(r for r in received if r.body.get("tenant") == "b")
     await _complete(app, b_run, {"b": 1})
-    await subscriber.quiet(3, 0.4)  # b's end starts nothing for a
+    await app.settled()
+    assert len(subscriber.received) == 3  # b's end starts nothing for a
     a_run = next(r for r in received if r.body.get("tenant") == "a")
     await _complete(app, a_run, {"a": 1})
     received = await subscriber.wait_for(4)

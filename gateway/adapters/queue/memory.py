@@ -26,6 +26,10 @@ class InProcessQueue:
                 self._waiting.add(invocation_id)
                 self._queue.put_nowait(invocation_id)
 
+    def idle(self) -> bool:
+        """Whether every delivery queued so far has ended (none waits, none is in flight)."""
+        return not self._waiting and (self._pool is None or not self._pool.busy)
+
     async def schedule_expiry(self, invocation_id: str, deadline: datetime) -> None:
         """Nothing to do: the sweep, every GATEWAY_SWEEP_INTERVAL, expires what is due."""
 

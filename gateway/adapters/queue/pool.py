@@ -17,6 +17,11 @@ class DeliveryPool:
         self._slots = asyncio.Semaphore(limit)
         self._running: set[asyncio.Task[None]] = set()
 
+    @property
+    def busy(self) -> bool:
+        """Whether a delivery is in flight."""
+        return bool(self._running)
+
     async def start(self, invocation_id: str) -> None:
         """Wait for a free slot, then deliver in the background."""
         await self._slots.acquire()
