@@ -97,8 +97,8 @@ class Settings:
     log_level: str = "INFO"
     host: str = "127.0.0.1"
     port: int = 8080
-    # How long a request's headers may take to arrive (from its first byte, or from the
-    # connection for one that sends nothing) and its body (from its headers), in seconds;
+    # How long a request's headers may take to arrive (from the connection for its first
+    # request, from its first byte for later ones) and its body (from its headers), in seconds;
     # slower ones get 408 and are closed. Past max_connections open connections (or requests
     # in progress) per process, requests get 503.
     header_timeout: float = 10.0
@@ -134,14 +134,11 @@ class Settings:
             parse_networks(self.allowed_target_networks)
         except ValueError as exc:
             raise SettingsError(f"GATEWAY_ALLOWED_TARGET_NETWORKS: {exc}") from None
-        for name in ("header_timeout", "body_timeout"):
+        for name in ("header_timeout", "body_timeout", "sweep_interval", "requeue_after", "stranded_grace"):
             if not math.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be a positive number of seconds")
         if self.max_connections < 1:
             raise SettingsError("GATEWAY_MAX_CONNECTIONS must be at least 1")
-        for name in ("sweep_interval", "requeue_after", "stranded_grace"):
-            if not math.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
-                raise SettingsError(f"{PREFIX}{name.upper()} must be a positive number of seconds")
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise SettingsError("GATEWAY_REDIS_URL must be a redis:// or rediss:// URL")
         if self.worker_poll_delay <= 0:

@@ -3,8 +3,8 @@
 uvicorn's httptools protocol limits neither a request's headers nor the time they and the
 body take to arrive: idle, slow-header and slow-body connections stayed open 95 s, and a
 64 MiB header was answered. Here a request whose headers pass MAX_HEADER_BYTES gets 431; one
-whose headers are not complete within GATEWAY_HEADER_TIMEOUT of its first byte (or of the
-connection, for one that sends nothing), or whose body is not within GATEWAY_BODY_TIMEOUT of
+whose headers are not complete within GATEWAY_HEADER_TIMEOUT of the connection (its first
+request) or of its first byte (later ones), or whose body is not within GATEWAY_BODY_TIMEOUT of
 its headers, gets 408 and is closed; and past GATEWAY_MAX_CONNECTIONS connections (or
 requests in progress) uvicorn answers 503. The checks run per read, not per byte.
 
@@ -47,38 +47,46 @@ class _BoundedHttpTools(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._header_bytes = 0
+        # Raw bytes received since the last request's headers (or end) while the next
+        # request's headers are incomplete: what httptools buffers for them. Counted per read,
+        # so the bound is MAX_HEADER_BYTES plus at most one read.
+        self._unparsed = 0
+        self._header_bytes = 0  # the request line and headers parsed so far
         self._reading_headers = True
+        self._refused = False
         self._deadline: asyncio.TimerHandle | None = None
         self._arm(self.header_timeout)  # a connection that never sends anything
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
         if self._reading_headers:
-            self._header_bytes += len(data)
+            self._unparsed += len(data)
             if self._deadline is None:
                 self._arm(self.header_timeout)
         super().data_received(data)
-        # Headers still incomplete after this read: what httptools buffers is bounded.
-        if self._reading_headers and self._header_bytes > MAX_HEADER_BYTES:
+        if self._reading_headers and self._unparsed > MAX_HEADER_BYTES and not self._refused:
             self._refuse(http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._header_bytes = 0
-        self._reading_headers = True
 
     def on_url(self, url: bytes) -> None:
-        super().on_url(url)
-        self._header_bytes += len(url)
+        if not self._refused:
+            super().on_url(url)
+            self._header_bytes += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        super().on_header(name, value)
-        self._header_bytes += len(name) + len(value) + 4
+        if not self._refused:
+            super().on_header(name, value)
+            self._header_bytes += len(name) + len(value) + 4
 
     def on_headers_complete(self) -> None:
         self._reading_headers = False
+        self._unparsed = 0
         self._disarm()
-        if self._header_bytes > MAX_HEADER_BYTES:  # headers complete within one large read
+        if self._header_bytes > MAX_HEADER_BYTES:  # complete within one large read
             self._refuse(http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
             return
         self._arm(self.body_timeout)
@@ -86,10 +94,16 @@ class _BoundedHttpTools(HttpToolsProtocol):
         if self.cycle is not None:
             self.cycle.transport = cast(asyncio.Transport, _SpellingHeaders(self.transport))
 
+    def on_body(self, body: bytes) -> None:
+        if not self._refused:  # httptools goes on parsing the read that was refused
+            super().on_body(body)
+
     def on_message_complete(self) -> None:
+        if self._refused:
+            return
         self._disarm()
         self._reading_headers = True  # what follows is the next request's headers
-        self._header_bytes = 0
+        self._unparsed = 0
         super().on_message_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -114,6 +128,7 @@ class _BoundedHttpTools(HttpToolsProtocol):
 
     def _refuse(self, status: http.HTTPStatus) -> None:
         """Answer ``status`` in the API's error format, if nothing was answered yet, and close."""
+        self._refused = True
         if self.transport.is_closing():
             return
         if self.cycle is not None and not self.cycle.response_complete:

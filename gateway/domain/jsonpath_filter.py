@@ -50,8 +50,8 @@ from gateway.domain import regex
 
 MAX_FILTER_LENGTH: Final = 4096
 # A pattern that match() or search() takes from the input itself, not the filter: longer ones
-# match nothing (RE2 compiles in time linear in the pattern, but a megabyte is still a lot).
-MAX_DYNAMIC_PATTERN: Final = 4096
+# match nothing (RE2 compiles in time linear in the pattern, but each compile costs).
+MAX_DYNAMIC_PATTERN: Final = 256
 
 # Jayway's word operators, each with its own token kind so the parser can tell them apart.
 _WORD_OPERATORS: Final = {

@@ -22,8 +22,9 @@ def split(url: str) -> Split:
     parts = urlsplit(url)
     if not parts.query:
         return Split(url, None)
+    # A bare name (?sk_live_abc) may itself be the credential: it is masked whole.
     masked = "&".join(
-        f"{name}={MASK}" if equals else name
+        f"{name}={MASK}" if equals else MASK
         for name, equals, _ in (pair.partition("=") for pair in parts.query.split("&"))
     )
     return Split(urlunsplit(parts._replace(query=masked)), parts.query)

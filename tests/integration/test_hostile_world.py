@@ -8,6 +8,7 @@ still serve afterwards.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gzip
 import hashlib
 import json
@@ -15,6 +16,7 @@ import logging
 import re
 import time
 import uuid
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,11 +43,22 @@ PROBE_LIMIT = 0.2  # seconds: what the design promises a concurrent request, wit
 PAUSE = 0.02  # between probes
 CATASTROPHIC = "(a+)+$"  # on Python's re: each extra 'a' before the '!' doubles the time
 LONG_NO_MATCH = "a" * 5000 + "!"
-GZIP_BOMB = gzip.compress(gzip.compress(b"\0" * (1 << 30), 9), 9)  # 1 GiB in about 2 KB
+
+
+@functools.cache
+def gzip_bomb_bytes() -> bytes:
+    """1 GiB of zeros gzipped twice (about 2 KB), built a MiB at a time: the process that
+    builds it must not hold the GiB, or its peak memory would hide the gateway's."""
+    inner = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: a gzip member
+    mebibyte = bytes(1 << 20)
+    zipped = b"".join(inner.compress(mebibyte) for _ in range(1024)) + inner.flush()
+    return gzip.compress(zipped, 9)
 
 
 async def gzip_bomb(_: Request) -> Response:
-    return Response(GZIP_BOMB, headers={"content-type": "application/json", "content-encoding": "gzip, gzip"})
+    return Response(
+        gzip_bomb_bytes(), headers={"content-type": "application/json", "content-encoding": "gzip, gzip"}
+    )
 
 
 async def plain(request: Request) -> Response:
@@ -290,6 +303,7 @@ def peak_rss_mb(pid: int | str = "self") -> float:
 async def test_a_gzip_bomb_fails_the_delivery_without_exhausting_memory(
     gateway: GatewayClient, subscriber_url: str, module_store: Store
 ) -> None:
+    await asyncio.to_thread(gzip_bomb_bytes)  # built before the time limit starts, off the loop
     trigger_id = unique("bomb")
     await gateway.create_trigger(trigger_id)
     await gateway.subscribe(trigger_id, f"{subscriber_url}/bomb")
@@ -348,6 +362,22 @@ async def test_headers_over_16_kib_are_431(gateway: GatewayClient) -> None:
         answer = await raw_request(gateway, b"GET /health HTTP/1.1\r\nx: ", *[b"y" * 65536] * 4)
     assert answer.startswith(b"HTTP/1.1 431 ") or answer == b""
     assert (await gateway.http.get("/health")).status_code == 200
+
+
+async def test_headers_and_bodies_split_across_reads_are_counted_once(gateway: GatewayClient) -> None:
+    """Headers arrive in packets; a body may share a read with their end."""
+    head = b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n"
+    filler = b"".join(b"x-%d: %s\r\n" % (i, b"y" * 1000) for i in range(12))  # about 12 KiB
+    split = await raw_request(gateway, head + filler[:6000], filler[6000:] + b"\r\n", pause=0.05)
+    assert split.startswith(b"HTTP/1.1 200 "), split[:80]
+    body = json.dumps({"filter": "$[?($.a)]", "input": {"a": "y" * 20_000}}).encode()
+    post = (
+        b"POST /beta/trigger-subscriptions/validate-filter HTTP/1.1\r\nhost: x\r\nconnection: close\r\n"
+        b"authorization: " + gateway.http.headers["authorization"].encode() + b"\r\n"
+    )
+    tail = b"content-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body)
+    answered = await raw_request(gateway, post, tail + body, pause=0.05)
+    assert answered.startswith(b"HTTP/1.1 200 "), answered[:80]
 
 
 async def test_slow_headers_slow_bodies_and_silent_connections_are_closed(gateway: GatewayClient) -> None:

@@ -25,7 +25,7 @@ from gateway.domain.documents import (
 )
 from gateway.domain.errors import ApiError
 from gateway.domain.list_query import parse_list_query
-from gateway.domain.model import Invocation, Source, Subscription
+from gateway.domain.model import Invocation, Source, Subscription, Trigger
 from gateway.runtime import Runtime
 from gateway.usecases import callbacks, raise_trigger, statuses, subscriptions, triggers, webhooks
 from tests.gateway_client import Polls
@@ -162,7 +162,9 @@ class Driver(Polls):
             while not queue.idle():  # noqa: ASYNC110 (no event to wait on: polled)
                 await asyncio.sleep(0.01)
 
-    async def alter(self, table: type[Invocation | Subscription], row_id: str, **values: Any) -> None:
+    async def alter(
+        self, table: type[Invocation | Subscription | Trigger], row_id: str, **values: Any
+    ) -> None:
         """Change a stored row behind the use cases' back, as time passing (a back-dated
         timestamp), a crash or an older version would have left it."""
         async with self.rt.sessions() as session:

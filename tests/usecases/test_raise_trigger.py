@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.domain.errors import Conflict, Invalid, NotFound
+from gateway.domain.model import Subscription, Trigger
 from tests.servers import Subscriber, answer
 from tests.usecases.conftest import OpenDriver
 from tests.usecases.driver import Driver
@@ -123,3 +124,21 @@ async def test_a_bounded_depth_lets_chains_run_that_deep(
         status = await app.final_status(third["id"])
         assert status["status"] == "SUPPRESSED"
         assert status["chain"] == [first["id"], second["id"]]
+
+
+async def test_a_filter_or_tenant_path_saved_before_re2_fails_only_what_it_must(
+    app: Driver, subscriber: Subscriber, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Python's re took lookarounds, RE2 does not: such rows may be in the database."""
+    await app.create_trigger("t:old", **FIRE_AND_FORGET)
+    kept = await app.subscribe("t:old", subscriber.endpoint("kept", answer(204, None)), name="kept")
+    stale = await app.subscribe("t:old", subscriber.endpoint("stale", answer(204, None)), name="stale")
+    await app.alter(Subscription, stale["id"], filter="$[?(@.name =~ /(?=a)a/)]")
+    [invocation] = await app.start("t:old", {"name": "a"})  # the other subscription still gets it
+    assert (await app.status(invocation["id"]))["subscriptionId"] == kept["id"]
+    assert any(stale["id"] in r.message and "cannot run" in r.message for r in caplog.records)
+
+    await app.alter(Trigger, "t:old", tenant_id_path="$[?match(@.name, '(?=a)a')].name")
+    with pytest.raises(Invalid) as refused:
+        await app.start("t:old", {"name": "a"})
+    assert "tenantIdPath" in refused.value.message and "PUT /triggers/t:old" in refused.value.message

@@ -25,5 +25,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("subscriptions", schema=None) as batch_op:
-        batch_op.drop_column("url_query")
+    # After 0004 a subscriber URL's query string exists only encrypted in url_query (url holds
+    # it masked): dropping the column would lose it.
+    raise RuntimeError(
+        "0004 cannot be downgraded: subscriber URL query strings live only in url_query; "
+        "restore the backup taken before upgrading instead"
+    )
