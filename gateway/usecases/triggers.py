@@ -34,7 +34,7 @@ async def check(spec: TriggerIn) -> None:
     problems: list[str] = []
     for field, schema in (("inputSchema", spec.inputSchema), ("outputSchema", spec.outputSchema)):
         if schema is not None:
-            problems += [f"{field} {p}" for p in json_schema.check_schema(schema)]
+            problems += [f"{field} {p}" for p in await json_schema.check_schema(schema)]
     if problems:
         raise Invalid("a schema is not a valid JSON Schema", causes=problems)
     for field, schema, example in (
