@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from gateway.domain import json_schema
-from gateway.domain.json_schema import INLINE_STEPS, THREAD_STEPS, TooCostly
+from gateway.domain.json_schema import INLINE_STEPS, THREAD_STEPS
+from gateway.domain.json_schema_cost import TooCostly
 
 DRAFT_2019 = "https://json-schema.org/draft/2019-09/schema"
 DRAFT_7 = "http://json-schema.org/draft-07/schema#"
