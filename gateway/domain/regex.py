@@ -64,10 +64,6 @@ def is_pattern(value: object) -> TypeGuard[Pattern]:
     return isinstance(value, _RE2_PATTERN)
 
 
-def search(pattern: str, text: str) -> bool:
-    return compile_pattern(pattern).search(text) is not None
-
-
 def _reason(exc: Exception) -> str:
     reason = exc.args[0] if exc.args else exc
     return reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
