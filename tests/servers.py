@@ -104,9 +104,13 @@ class Subscriber:
 
         return Starlette(routes=[Route("/{name}", handle, methods=["POST"])])
 
-    async def wait_for(self, count: int, within: float = 5.0) -> list[Received]:
+    async def wait_for(self, count: int, within: float = 5.0, path: str | None = None) -> list[Received]:
+        """Wait until ``count`` deliveries have arrived (at ``path``, if given); all of them."""
         async with asyncio.timeout(within):
-            while len(self.received) < count:
+            while self.count(path) < count:
                 self.arrived.clear()
                 await self.arrived.wait()
         return self.received
+
+    def count(self, path: str | None = None) -> int:
+        return len(self.received) if path is None else sum(1 for r in self.received if r.path == path)

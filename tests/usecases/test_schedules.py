@@ -3,7 +3,6 @@ subscription's pick (or custom cron), paused by default, resumed and paused agai
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -64,33 +63,21 @@ async def test_paused_by_default_then_resumed_then_paused(app: Driver, subscribe
     # A companion on the same schedule, not paused: its ticks show that the scheduler ran.
     companion = {"option": "every second", "paused": False}
     await app.subscribe("t:sched", subscriber.endpoint("companion", answer(200, {})), schedule=companion)
-    await ticks_of(subscriber, "/companion", 2)
-    assert ticks_of_now(subscriber, "/scheduled") == 0
+    await subscriber.wait_for(2, within=10, path="/companion")
+    assert subscriber.count("/scheduled") == 0
 
     resumed = await app.patch_subscription(
         sub["id"], [{"op": "replace", "path": "/schedule/paused", "value": False}]
     )
     assert resumed["schedule"]["nextRunAt"] is not None
-    await ticks_of(subscriber, "/scheduled", 1)
+    await subscriber.wait_for(1, within=10, path="/scheduled")
     await app.patch_subscription(sub["id"], [{"op": "replace", "path": "/schedule/paused", "value": True}])
     # A tick fired just before the pause may still be on its way; two companion ticks later,
     # it has arrived, and nothing more may come after a third.
-    companion_ticks = ticks_of_now(subscriber, "/companion")
-    await ticks_of(subscriber, "/companion", companion_ticks + 2)
-    count = ticks_of_now(subscriber, "/scheduled")
-    await ticks_of(subscriber, "/companion", companion_ticks + 3)
-    assert ticks_of_now(subscriber, "/scheduled") == count
+    companion_ticks = subscriber.count("/companion")
+    await subscriber.wait_for(companion_ticks + 2, within=10, path="/companion")
+    count = subscriber.count("/scheduled")
+    await subscriber.wait_for(companion_ticks + 3, within=10, path="/companion")
+    assert subscriber.count("/scheduled") == count
     [status] = await app.statuses(filters='source eq "cron"', limit="1")
     assert status["startInvocationInput"]["input"]["schedule"] == "every second"
-
-
-def ticks_of_now(subscriber: Subscriber, path: str) -> int:
-    return sum(1 for r in subscriber.received if r.path == path)
-
-
-async def ticks_of(subscriber: Subscriber, path: str, count: int, within: float = 10) -> None:
-    """Wait until ``count`` deliveries have reached ``path``."""
-    async with asyncio.timeout(within):
-        while ticks_of_now(subscriber, path) < count:
-            subscriber.arrived.clear()
-            await subscriber.arrived.wait()
