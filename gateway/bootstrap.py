@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 from gateway.adapters.database import engine as database
+from gateway.adapters.database.invocation_store import InvocationStore
 from gateway.adapters.limiter import Limiter
 from gateway.adapters.limiter.memory import MemoryLimiter
 from gateway.adapters.limiter.redis import RedisLimiter
@@ -34,6 +35,7 @@ from gateway.domain.keys import Keys
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 from gateway.usecases import api_clients, schedules, subscriptions, triggers
+from gateway.usecases.catalog import Catalog
 from gateway.usecases.deliver import deliver
 from gateway.usecases.sweep import sweep_forever
 
@@ -66,9 +68,11 @@ async def open_runtime(settings: Settings, role: Role) -> AsyncIterator[Runtime]
             limiter = MemoryLimiter()
         sessions = database.sessionmaker(engine)
         keys = Keys(settings.signing_keys)
-        rt = Runtime(
-            settings, sessions, keys, queue, notifier, http, limiter, policy, api_clients.KnownClients()
-        )
+        catalog = Catalog(sessions)
+        notifier.on_catalog_change(catalog.forget)
+        known = api_clients.KnownClients()
+        store = InvocationStore(engine)
+        rt = Runtime(settings, sessions, store, keys, queue, notifier, http, limiter, policy, known, catalog)
         if role == "api":
             await _prepare_catalog(rt)
         await notifier.start()

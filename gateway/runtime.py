@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gateway.adapters.database.engine import Sessions
+from gateway.adapters.database.invocation_store import InvocationStore
 from gateway.adapters.limiter import Limiter
 from gateway.adapters.notifier import Notifier
 from gateway.adapters.outbound.http import Outbound
@@ -20,12 +21,15 @@ from gateway.settings import Settings
 
 if TYPE_CHECKING:
     from gateway.usecases.api_clients import KnownClients
+    from gateway.usecases.catalog import Catalog
 
 
 @dataclass
 class Runtime:
     settings: Settings
     sessions: Sessions
+    # The invocation statements of every start, delivery and status read.
+    invocations: InvocationStore
     keys: Keys
     queue: DispatchQueue
     notifier: Notifier
@@ -35,6 +39,8 @@ class Runtime:
     targets: TargetPolicy
     # Whether the API client an access token names still exists (cached for a second).
     known_clients: KnownClients
+    # The triggers and subscriptions starts and deliveries read (usecases/catalog.py).
+    catalog: Catalog
 
 
 log = logging.getLogger("gateway")

@@ -15,7 +15,7 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from gateway.adapters.database.rows import get_existing, missing
+from gateway.adapters.database.rows import missing
 from gateway.adapters.queue import DispatchJob
 from gateway.domain import json_schema
 from gateway.domain.clock import parse_deadline, utcnow
@@ -32,7 +32,7 @@ from gateway.domain.model import (
     Trigger,
 )
 from gateway.runtime import Runtime, best_effort
-from gateway.usecases import runs
+from gateway.usecases import catalog, runs
 
 log = logging.getLogger("gateway.start")
 
@@ -50,12 +50,15 @@ async def start(
     caused_by: str | None = None,
 ) -> list[Started]:
     """Create one invocation per matching subscription, commit, then queue their delivery.
-    Reads, then checks the input with no session open (a check too costly for the event loop
-    runs in a thread, and must not hold SQLite's one connection meanwhile), then writes."""
-    async with rt.sessions() as session:
-        trigger = await get_existing(session, Trigger, trigger_id, "; GET /triggers lists them")
-        subscriptions = await _subscriptions_for(session, trigger, test, subscription_ids)
-        chain = await _chain(session, caused_by)
+    Reads (the trigger and its subscriptions from the catalog's cache), then checks the input
+    with no session open (a check too costly for the event loop runs in a thread, and must
+    not hold SQLite's one connection meanwhile), then writes."""
+    entry = await rt.catalog.trigger(trigger_id)
+    if entry is None:
+        raise missing(Trigger, trigger_id, "; GET /triggers lists them")
+    trigger = entry.trigger
+    subscriptions = _subscriptions_for(entry, test, subscription_ids)
+    chain = await _chain(rt, caused_by)
     if input is None:
         if trigger.example_input is None:
             raise Invalid(f"give an input: trigger {trigger_id!r} has no exampleInput")
@@ -75,9 +78,7 @@ async def start(
         if _matches(sub, input, option)
     ]
     if rows:
-        async with rt.sessions() as session:
-            await insert_invocations(session, rows)
-            await session.commit()
+        await rt.invocations.insert(rows)
     await queue(rt, rows)
     return [Started(row["id"], trigger.id, content_json) for row in rows]
 
@@ -107,7 +108,8 @@ async def raise_run(
         sub, trigger = target
         if not sub.enabled:
             raise Conflict(f"subscription {subscription_id} is disabled; enable it first (PATCH /enabled)")
-        origin = Origin(source, tenant_id, None, await _chain(session, caused_by), headers)
+        chain = await _chain_in(session, caused_by)
+        origin = Origin(source, tenant_id, None, chain, headers)
         row = run_row(rt, trigger, sub, payload, origin, utcnow())
         await insert_invocations(session, [row])
         await session.commit()
@@ -221,7 +223,14 @@ def tenant_of(trigger: Trigger, input: dict[str, Any]) -> str | None:
     return tenant
 
 
-async def _chain(session: AsyncSession, caused_by: str | None) -> list[str] | None:
+async def _chain(rt: Runtime, caused_by: str | None) -> list[str] | None:
+    if caused_by is None:
+        return None
+    async with rt.sessions() as session:
+        return await _chain_in(session, caused_by)
+
+
+async def _chain_in(session: AsyncSession, caused_by: str | None) -> list[str] | None:
     """The invocations behind a start whose request carried the X-Invocation-Id header."""
     if caused_by is None:
         return None
@@ -237,20 +246,17 @@ class Started(NamedTuple):
     content_json: dict[str, Any] | None
 
 
-async def _subscriptions_for(
-    session: AsyncSession, trigger: Trigger, test: bool, ids: Sequence[str] | None
-) -> Sequence[Subscription]:
-    query = select(Subscription).where(col(Subscription.trigger_id) == trigger.id)
-    if not test:
-        query = query.where(col(Subscription.enabled))
+def _subscriptions_for(
+    entry: catalog.Entry, test: bool, ids: Sequence[str] | None
+) -> list[Subscription]:
+    """The subscriptions a start goes to: the enabled ones (a test: any), or those named."""
+    subscriptions = [sub for sub in entry.subscriptions if test or sub.enabled]
     if ids is not None:
-        query = query.where(col(Subscription.id).in_(ids))
-    subscriptions = (await session.execute(query.order_by(col(Subscription.created)))).scalars().all()
-    if ids is not None:
+        subscriptions = [sub for sub in subscriptions if sub.id in ids]
         missing = set(ids) - {sub.id for sub in subscriptions}
         if missing:
             raise Invalid(
-                f"no subscription of trigger {trigger.id!r} has the id(s) {', '.join(sorted(missing))}"
+                f"no subscription of trigger {entry.trigger.id!r} has the id(s) {', '.join(sorted(missing))}"
             )
     return subscriptions
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from sqlmodel import select
 
 from gateway.adapters.database import listing
-from gateway.adapters.database.rows import get_existing
+from gateway.adapters.database.rows import missing
 from gateway.domain.list_query import Listable, ListQuery
 from gateway.domain.model import Invocation, Status
 from gateway.runtime import Runtime
@@ -49,8 +49,9 @@ async def get(rt: Runtime, invocation_id: str, wait: float = 0.0) -> Invocation:
     with rt.notifier.watch(invocation_id) as changed:
         while True:
             changed.clear()
-            async with rt.sessions() as session:
-                inv = await get_existing(session, Invocation, invocation_id)
+            inv = await rt.invocations.read(invocation_id)
+            if inv is None:
+                raise missing(Invocation, invocation_id)
             remaining = give_up_at - loop.time()
             if Status(inv.status).terminal or remaining <= 0:
                 return inv

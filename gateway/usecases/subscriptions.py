@@ -24,6 +24,7 @@ from gateway.domain.jsonpath_filter import FilterSyntaxError, compile_filter
 from gateway.domain.list_query import Listable, ListQuery
 from gateway.domain.model import ANY_OPTION, AuthType, Subscription, Trigger, TriggerType
 from gateway.runtime import Runtime
+from gateway.usecases import catalog
 
 MAX_SUBSCRIPTIONS = {TriggerType.REQUEST_RESPONSE: 1, TriggerType.FIRE_AND_FORGET: 50}
 IMMUTABLE_PATHS = ("/id", "/triggerId", "/triggerName", "/type", "/created", "/modified")
@@ -79,6 +80,7 @@ async def create(rt: Runtime, spec: SubscriptionIn) -> tuple[Subscription, str, 
         sub.signing_secret = rt.keys.encrypt(secret)
         session.add(sub)
         await session.commit()
+    await catalog.changed(rt)
     return sub, trigger.name, secret
 
 
@@ -211,6 +213,8 @@ async def seal_url_queries(rt: Runtime) -> int:
             )
             sealed += (await (await session.connection()).execute(change)).rowcount
         await session.commit()
+    if sealed:
+        await catalog.changed(rt)
     return sealed
 
 
@@ -316,6 +320,7 @@ async def _change(
             raise Invalid("triggerId cannot change; delete this subscription and create another")
         _apply(rt, sub, spec, trigger)
         await session.commit()
+    await catalog.changed(rt)
     return sub, trigger_name
 
 
@@ -332,6 +337,7 @@ async def rotate_secret(rt: Runtime, subscription_id: str) -> tuple[Subscription
         sub.signing_secret, sub.previous_signing_secret, sub.previous_signing_secret_expires = rotated
         sub.modified = now
         await session.commit()
+    await catalog.changed(rt)
     return sub, trigger_name, secret
 
 
@@ -345,3 +351,4 @@ async def delete(rt: Runtime, subscription_id: str) -> None:
     async with rt.sessions() as session:
         await session.delete(await get_existing(session, Subscription, subscription_id))
         await session.commit()
+    await catalog.changed(rt)

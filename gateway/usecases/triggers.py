@@ -22,6 +22,7 @@ from gateway.domain.jsonpath_filter import FilterSyntaxError, tenant_path
 from gateway.domain.list_query import Listable, ListQuery
 from gateway.domain.model import ANY_OPTION, Subscription, Trigger, TriggerType
 from gateway.runtime import Runtime
+from gateway.usecases import catalog
 
 LISTABLE = Listable(
     filterable={"id": frozenset({"eq", "in", "sw"}), "type": frozenset({"eq"})}, sortable=("id", "name")
@@ -126,6 +127,7 @@ async def create(rt: Runtime, spec: TriggerIn) -> Trigger:
         apply(trigger, spec)
         session.add(trigger)
         await session.commit()
+    await catalog.changed(rt)
     return trigger
 
 
@@ -141,6 +143,7 @@ async def replace(rt: Runtime, spec: TriggerIn) -> Trigger:
         await _follow(session, trigger, spec)
         apply(trigger, spec)
         await session.commit()
+    await catalog.changed(rt)
     return trigger
 
 
@@ -152,6 +155,7 @@ async def delete(rt: Runtime, trigger_id: str) -> None:
             raise Conflict(f"trigger {trigger_id!r} has {count} subscription(s); delete them first")
         await session.delete(trigger)
         await session.commit()
+    await catalog.changed(rt)
 
 
 async def locked(session: AsyncSession, trigger_id: str, hint: str = "") -> Trigger:
@@ -208,6 +212,7 @@ async def load_catalog(rt: Runtime, path: Path) -> int:
                 await _check_catalog_change(session, path, trigger, spec)
             apply(trigger, spec)
         await session.commit()
+    await catalog.changed(rt)
     return len(specs)
 
 

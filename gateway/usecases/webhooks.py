@@ -18,7 +18,7 @@ from gateway.domain.clock import utcnow
 from gateway.domain.errors import Invalid, NotFound
 from gateway.domain.model import Source, Subscription
 from gateway.runtime import Runtime
-from gateway.usecases import raise_trigger
+from gateway.usecases import catalog, raise_trigger
 
 # Headers not recorded: credentials, and what only described the connection. Names that
 # look like a credential or a signature over the body are dropped too: senders have many
@@ -54,6 +54,7 @@ async def _set_nonce(rt: Runtime, subscription_id: str, nonce: str | None) -> No
         sub = await get_existing(session, Subscription, subscription_id)
         sub.webhook_nonce, sub.modified = nonce, utcnow()
         await session.commit()
+    await catalog.changed(rt)
 
 
 async def subscription_of(rt: Runtime, token: str) -> str:

@@ -59,6 +59,38 @@ async def test_callback_to_one_api_process_wakes_a_long_poll_in_another(
     assert woke_after < 1.5, f"B woke {woke_after:.2f} s after A took the callback"
 
 
+async def test_a_subscription_changed_through_one_process_is_seen_by_every_other_at_once(
+    shared: Store, subscriber: Subscriber
+) -> None:
+    """Each process caches the catalog (usecases/catalog.py): a change announced over Redis
+    reaches B's cache, which starts, and the worker's, which delivers, before the next start."""
+    async with start_gateway(shared) as a, start_gateway(shared, worker=False) as b:
+        await a.create_trigger("t:moved", type="FIRE_AND_FORGET")
+        sub = await a.subscribe("t:moved", subscriber.endpoint("before", answer(204, None)))
+        [first] = await b.start("t:moved", {})
+        assert (await b.final_status(first["id"]))["status"] == "COMPLETED"  # cached by both now
+        moved = [
+            {
+                "op": "replace",
+                "path": "/httpConfig/url",
+                "value": subscriber.endpoint("after", answer(204, None)),
+            }
+        ]
+        changed = await a.http.patch(f"/beta/trigger-subscriptions/{sub['id']}", json=moved)
+        assert changed.status_code == 200, changed.text
+        [second] = await b.start("t:moved", {})
+        assert (await b.final_status(second["id"]))["status"] == "COMPLETED"
+        disabled = await a.http.patch(
+            f"/beta/trigger-subscriptions/{sub['id']}",
+            json=[{"op": "replace", "path": "/enabled", "value": False}],
+        )
+        assert disabled.status_code == 200, disabled.text
+        assert (
+            await b.http.post("/beta/trigger-invocations/start", json={"triggerId": "t:moved", "input": {}})
+        ).status_code == 204
+    assert [r.path for r in subscriber.received] == ["/before", "/after"]
+
+
 async def test_deliveries_lost_with_redis_are_recovered_by_the_sweep(
     shared: Store, subscriber: Subscriber
 ) -> None:

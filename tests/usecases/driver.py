@@ -170,6 +170,8 @@ class Driver(Polls):
         async with self.rt.sessions() as session:
             await session.execute(update(table).where(col(table.id) == row_id).values(**values))
             await session.commit()
+        # As after a restart: what the catalog cached of the row is gone.
+        self.rt.catalog.forget()
 
     async def stop_loops(self) -> None:
         """Stop this runtime's sweep and schedule loops, so that nothing but the test, calling

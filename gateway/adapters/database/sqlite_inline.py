@@ -76,6 +76,11 @@ class InlineConnection:
         self._conn = connection
 
     @property
+    def sqlite(self) -> sqlite3.Connection:
+        """The connection itself, for adapters/database/invocation_store.py."""
+        return self._conn
+
+    @property
     def _connection(self) -> sqlite3.Connection:
         # SQLAlchemy's dialect checks this before committing or rolling back.
         return self._conn

@@ -1,6 +1,7 @@
 """The invocation state machine's writes: every transition is a conditional UPDATE
 (... WHERE status IN <expected>), so a retry, a second worker and a late callback can never
-all win. The use cases say which transition; this is the one place that writes it."""
+all win. The use cases say which transition; this is the one place that writes it, but for
+a delivery's claim and record, which invocation_store.py runs without the ORM."""
 
 from __future__ import annotations
 
@@ -13,10 +14,6 @@ from sqlmodel import col
 
 from gateway.domain.model import Invocation, Status
 
-# Conditional updates change rows the session may hold; nothing re-reads them from the
-# session afterwards, so SQLAlchemy need not evaluate the WHERE clause against them in Python.
-NO_SYNC = {"synchronize_session": False}
-
 # What a final transition returns (RETURNING) for what follows it: waking long-polls and
 # starting a lane's next run.
 ENDED_COLUMNS = (
@@ -27,7 +24,7 @@ ENDED_COLUMNS = (
 )
 
 
-def transition_query(
+def _transition_query(
     invocation_id: str, expected: Iterable[Status], *conditions: ColumnElement[bool]
 ) -> Update:
     return (
@@ -46,7 +43,7 @@ async def transition(
 ) -> bool:
     """Apply ``values`` only if the invocation is still in an ``expected`` state and meets
     the ``conditions``: the compare-and-set every transition uses."""
-    query = transition_query(invocation_id, expected, *conditions).values(**values)
+    query = _transition_query(invocation_id, expected, *conditions).values(**values)
     # On the session's connection, as plain SQL: the ORM's bulk-update machinery has nothing
     # to do for a conditional UPDATE, and profiled it was most of the statement's cost.
     connection = await session.connection()

@@ -1,14 +1,16 @@
 """The notifier port: wake long-polling status requests when an invocation reaches a final
-state. memory.py wakes this process's waiters; redis.py also publishes every wake-up on
+state, and tell every process that the catalog (triggers, subscriptions) changed, so that
+they drop what they cached of it. memory.py tells this process; redis.py also publishes on
 Redis, so a callback handled by one API process wakes a long-poll in another.
 
-A lost wake-up only delays a waiter: it re-reads the database when its wait ends.
+A lost wake-up only delays a waiter: it re-reads the database when its wait ends. A process
+that may have lost a catalog message is told the catalog changed.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from typing import Protocol
 
@@ -19,6 +21,12 @@ class Notifier(Protocol):
         ...
 
     async def notify(self, invocation_ids: Iterable[str]) -> None: ...
+
+    def on_catalog_change(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` whenever any process announces a catalog change."""
+        ...
+
+    async def announce_catalog_change(self) -> None: ...
 
     async def start(self) -> None: ...
 

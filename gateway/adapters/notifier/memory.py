@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 
@@ -12,6 +12,7 @@ class LocalNotifier:
 
     def __init__(self) -> None:
         self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._catalog_listeners: list[Callable[[], None]] = []
 
     @contextmanager
     def watch(self, invocation_id: str) -> Iterator[asyncio.Event]:
@@ -33,6 +34,16 @@ class LocalNotifier:
         for invocation_id in invocation_ids:
             for event in self._waiters.get(invocation_id, ()):
                 event.set()
+
+    def on_catalog_change(self, listener: Callable[[], None]) -> None:
+        self._catalog_listeners.append(listener)
+
+    async def announce_catalog_change(self) -> None:
+        self.catalog_changed()
+
+    def catalog_changed(self) -> None:
+        for listener in self._catalog_listeners:
+            listener()
 
     async def start(self) -> None:
         pass

@@ -1,5 +1,5 @@
-"""Wake-ups across processes: every one is published on a Redis channel, and each process
-wakes its own waiters for each message on it."""
+"""Wake-ups and catalog changes across processes: each is published on a Redis channel, and
+each process acts on every message on it."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ class RedisNotifier(LocalNotifier):
         super().__init__()
         self._redis = redis
         self._channel = channel
+        self._catalog_channel = channel + ":catalog"
         self._listener: asyncio.Task[None] | None = None
 
     async def notify(self, invocation_ids: Iterable[str]) -> None:
@@ -33,6 +34,10 @@ class RedisNotifier(LocalNotifier):
         if ids:
             self.wake(ids)
             await self._redis.publish(self._channel, json.dumps(ids))
+
+    async def announce_catalog_change(self) -> None:
+        self.catalog_changed()
+        await self._redis.publish(self._catalog_channel, "changed")
 
     async def start(self) -> None:
         self._listener = asyncio.create_task(self._listen(), name="notify-listener")
@@ -48,9 +53,15 @@ class RedisNotifier(LocalNotifier):
         while True:
             pubsub = self._redis.pubsub()
             try:
-                await pubsub.subscribe(self._channel)
+                await pubsub.subscribe(self._channel, self._catalog_channel)
+                # Catalog changes announced while this process was not listening are lost.
+                self.catalog_changed()
                 async for message in pubsub.listen():
-                    if message.get("type") == "message":
+                    if message.get("type") != "message":
+                        continue
+                    if message["channel"] == self._catalog_channel.encode():
+                        self.catalog_changed()
+                    else:
                         self.wake(json.loads(message["data"]))
             except (RedisError, OSError, ValueError) as exc:
                 log.warning("notification channel interrupted (%s); resubscribing in 1 s", exc)

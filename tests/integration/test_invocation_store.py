@@ -1,0 +1,151 @@
+"""adapters/database/invocation_store.py against the ORM, on SQLite and on PostgreSQL: what
+the store writes, the ORM reads unchanged, and the other way round; its transitions are
+conditional; on SQLite it never runs inside a session's transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
+
+from gateway.adapters.database import engine as database
+from gateway.adapters.database.invocation_store import InvocationStore
+from gateway.domain.clock import utcnow
+from gateway.domain.model import Invocation, InvocationType, NewInvocation, Source, Status
+from tests.services import distributed_store, drop_store
+
+
+@pytest_asyncio.fixture(params=["sqlite", "postgresql"])
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    if request.param == "sqlite":
+        engine = database.create_engine(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
+        await database.prepare_schema(engine)
+        yield engine
+        await engine.dispose()
+        return
+    store = await distributed_store(tmp_path)
+    engine = database.create_engine(store.database_url)
+    yield engine
+    await engine.dispose()
+    await drop_store(store)
+
+
+def new_row(**fields: Any) -> NewInvocation:
+    now = utcnow()
+    row: NewInvocation = {
+        "id": str(uuid.uuid4()),
+        "trigger_id": "t:store",
+        "trigger_type": "REQUEST_RESPONSE",
+        "subscription_id": "s1",
+        "subscription_name": "sub ✓",
+        "dispatch_mode": "SYNC",
+        "type": InvocationType.REAL_TIME,
+        "status": Status.PENDING,
+        "input": {"nested": {"list": [1, 2.5, None, "é"]}, "flag": True},
+        "content_json": {},
+        "attempts": 0,
+        "created": now,
+        "deadline": now + timedelta(seconds=90),
+        "queued_at": now,
+        "source": Source.API,
+        "tenant_id": None,
+        "option": "fast",
+        "headers": {"x-a": "b"},
+        "chain": None,
+    }
+    row.update(fields)  # type: ignore[typeddict-item]
+    return row
+
+
+def fields(inv: Invocation) -> dict[str, Any]:
+    return {column.name: getattr(inv, column.name) for column in Invocation.__table__.columns}  # type: ignore[attr-defined]
+
+
+async def orm_read(engine: AsyncEngine, invocation_id: str) -> Invocation:
+    async with database.sessionmaker(engine)() as session:
+        inv = await session.get(Invocation, invocation_id)
+    assert inv is not None
+    return inv
+
+
+async def test_what_the_store_writes_the_orm_reads_and_the_other_way_round(engine: AsyncEngine) -> None:
+    store = InvocationStore(engine)
+    rows = [new_row(), new_row(tenant_id="acme", chain=["a", "b"], headers=None, content_json={"k": [1]})]
+    await store.insert(rows)
+    for row in rows:
+        through_orm, through_store = await orm_read(engine, row["id"]), await store.read(row["id"])
+        assert through_store is not None
+        assert fields(through_store) == fields(through_orm)
+        assert {key: value for key, value in fields(through_orm).items() if key in row} == dict(row)
+        assert through_orm.output is None and through_orm.completed is None
+
+    stored: dict[str, Any] = {**new_row(), "status": Status.COMPLETED, "output": [1, {"a": None}]}
+    written = Invocation(**stored)
+    written.completed, written.error = utcnow(), "none ✓"
+    async with database.sessionmaker(engine)() as session:
+        session.add(written)
+        await session.commit()
+    read = await store.read(written.id)
+    assert read is not None
+    assert fields(read) == fields(await orm_read(engine, written.id))
+    assert await store.read("no-such-invocation") is None
+
+
+async def test_claims_and_records_are_conditional(engine: AsyncEngine) -> None:
+    store = InvocationStore(engine)
+    row = new_row()
+    await store.insert([row])
+    now = utcnow()
+    claimed = await store.claim(row["id"], now)
+    assert claimed is not None
+    assert (claimed.status, claimed.attempts, claimed.dispatched_at) == (Status.DISPATCHING, 1, now)
+    assert fields(claimed) == fields(await orm_read(engine, row["id"]))
+    assert await store.claim(row["id"], now) is None  # no longer PENDING
+
+    stale = Invocation(**{**fields(claimed), "attempts": 0})
+    assert not await store.record(stale, Status.COMPLETED, {"x": 1}, None, now)  # another attempt's
+    assert await store.record(claimed, Status.COMPLETED, {"x": [1, "é"]}, None, now)
+    done = await orm_read(engine, row["id"])
+    assert (done.status, done.output, done.error) == (Status.COMPLETED, {"x": [1, "é"]}, None)
+    assert done.completed == now
+    assert not await store.record(claimed, Status.FAILED, None, "late", now)  # already final
+
+    awaiting = new_row()
+    await store.insert([awaiting])
+    claimed = await store.claim(awaiting["id"], now)
+    assert claimed is not None
+    assert await store.record(claimed, Status.AWAITING_CALLBACK, None, None, now)
+    assert (await orm_read(engine, awaiting["id"])).completed is None
+
+
+async def test_on_sqlite_a_statement_waits_for_a_sessions_transaction_and_stays_out_of_it(
+    tmp_path: Path,
+) -> None:
+    engine = database.create_engine(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
+    await database.prepare_schema(engine)
+    store = InvocationStore(engine)
+    try:
+        row = new_row()
+        await store.insert([row])
+        async with database.sessionmaker(engine)() as session:
+            touch = update(Invocation).where(col(Invocation.id) == row["id"]).values(option="rolled back")
+            await session.execute(touch)  # the session now holds the connection, in a transaction
+            claim = asyncio.create_task(store.claim(row["id"], utcnow()))
+            await asyncio.sleep(0.05)
+            assert not claim.done()
+            await session.rollback()
+            await session.close()  # gives the connection back
+            claimed = await asyncio.wait_for(claim, 5)
+        assert claimed is not None and claimed.option == "fast"
+        assert (await orm_read(engine, row["id"])).status == Status.DISPATCHING
+    finally:
+        await engine.dispose()
