@@ -14,7 +14,7 @@ from bench.scenarios import Row
 
 BEGIN, END = "<!-- bench:results -->", "<!-- /bench:results -->"
 TITLES = {
-    "sync": "1. SYNC round trip (start + long-poll; the subscriber answers at once)",
+    "sync": "1. SYNC round trip (start + long-poll, or a start with `Prefer: wait`; the subscriber answers)",
     "async": "2. ASYNC callbacks (acknowledged, then completed by the subscriber's callback)",
     "fanout": "3. Fan-out (a fire-and-forget trigger with 50 subscriptions)",
     "waiting": (

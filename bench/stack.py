@@ -198,8 +198,8 @@ class Gateway:
     def cpu_seconds(self) -> float:
         return sum(p.cpu_seconds() for p in self.processes)
 
-    async def call(self, method: str, path: str, body: Any = None, expect: int = 200) -> Any:
-        async with self.http.request(method, self.url + path, json=body) as response:
+    async def call(self, method: str, path: str, body: Any = None, expect: int = 200, **options: Any) -> Any:
+        async with self.http.request(method, self.url + path, json=body, **options) as response:
             text = await response.text()
             if response.status != expect:
                 raise RuntimeError(f"{method} {path}: HTTP {response.status} {text[:300]}")

@@ -31,6 +31,7 @@ def _invocations_response(rt: Runtime, created: list[raise_trigger.Started]) -> 
 
 @requires("invocations:start")
 async def start_invocation(request: Request) -> Response:
+    wait = preferred_wait(request.headers.getlist("prefer"))  # refused before anything is created
     spec = await body(request, StartInvocationIn)
     rt = runtime(request)
     created = await raise_trigger.start(
@@ -42,7 +43,27 @@ async def start_invocation(request: Request) -> Response:
         option=spec.option,
         caused_by=caused_by(request),
     )
-    return _invocations_response(rt, created)
+    if wait is None or not created:
+        return _invocations_response(rt, created)
+    # RFC 7240: the answer itself, once every invocation is final or the wait is over.
+    ended = await statuses.get_all(rt, [inv.id for inv in created], wait)
+    return JSONResponse([status_out(inv) for inv in ended], headers={"Preference-Applied": f"wait={wait}"})
+
+
+def preferred_wait(headers: list[str]) -> int | None:
+    """The seconds of a ``Prefer: wait=N`` header (RFC 7240), or None without one."""
+    for header in headers:
+        for preference in header.split(","):
+            name, _, value = preference.split(";", 1)[0].partition("=")
+            if name.strip().lower() != "wait":
+                continue
+            value = value.strip().strip('"')
+            if not (value.isascii() and value.isdigit() and int(value) <= MAX_WAIT_SECONDS):
+                raise Invalid(
+                    f"Prefer: wait must be whole seconds from 0 to {MAX_WAIT_SECONDS}, not {value[:20]!r}"
+                )
+            return int(value)
+    return None
 
 
 @requires("triggers:manage")

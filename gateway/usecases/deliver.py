@@ -28,8 +28,7 @@ async def deliver(rt: Runtime, invocation_id: str) -> None:
     inv = await rt.invocations.claim(invocation_id, utcnow())
     if inv is None:
         return
-    async with rt.sessions() as session:
-        run = await runs.context(session, inv)
+    run = await runs.context(rt.invocations, inv)
     entry = await rt.catalog.trigger(inv.trigger_id)
     sub = None if entry is None else entry.subscription(inv.subscription_id)
     target = None if entry is None or sub is None else (sub, entry.trigger)

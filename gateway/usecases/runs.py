@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
+from gateway.adapters.database.invocation_store import InvocationStore
 from gateway.adapters.database.rows import lock_row
 from gateway.adapters.queue import DispatchJob
 from gateway.domain.clock import timestamp, utcnow
@@ -27,7 +28,6 @@ from gateway.domain.model import (
     IN_FLIGHT,
     RUN_PHASES,
     Invocation,
-    InvocationType,
     Source,
     Status,
     Subscription,
@@ -151,42 +151,23 @@ async def promote_due(rt: Runtime) -> None:
     await promote_after(rt, lanes)
 
 
-async def context(session: AsyncSession, inv: Invocation) -> dict[str, Any]:
+async def context(store: InvocationStore, inv: Invocation) -> dict[str, Any]:
     """The ``_metadata`` a run carries: its triggers and the run before it in its lane."""
-    last = await _last_run(session, inv)
+    last = await store.last_run(inv)
     mode = "init" if last is None else "normal"
-    triggers: list[Invocation] = [inv]
-    if inv.run_id is not None:
-        carried = select(Invocation).where(col(Invocation.run_id) == inv.run_id)
-        triggers = list(
-            (await session.execute(carried.order_by(col(Invocation.created), col(Invocation.id)))).scalars()
-        )
+    triggers = [inv] if inv.run_id is None else await store.run_members(inv.run_id)
     return {
         "runTriggers": [_run_trigger(trigger, mode) for trigger in triggers],
-        "lastRun": last,
+        "lastRun": None if last is None else _last_run(last),
     }
 
 
-async def _last_run(session: AsyncSession, inv: Invocation) -> dict[str, Any] | None:
-    query = (
-        select(Invocation.status, Invocation.dispatched_at, Invocation.completed, Invocation.output)
-        .where(_in_lane(lane_of(inv)), col(Invocation.id) != inv.id)
-        # NOT NULL first: PostgreSQL sorts NULLs first in DESC, and the lane's unfinished rows
-        # would be read before its history. Test invocations are not runs.
-        .where(col(Invocation.completed).is_not(None), col(Invocation.type) == InvocationType.REAL_TIME)
-        .where(col(Invocation.status).in_(list(RUN_PHASES)))
-        .order_by(col(Invocation.completed).desc())
-        .limit(1)
-    )
-    row = (await session.execute(query)).first()
-    if row is None:
-        return None
-    status, started, completed, output = row
+def _last_run(row: dict[str, Any]) -> dict[str, Any]:
     return {
-        "phase": RUN_PHASES[Status(status)],
-        "startedAt": timestamp(started),
-        "completedAt": timestamp(completed),
-        "output": output,
+        "phase": RUN_PHASES[Status(row["status"])],
+        "startedAt": timestamp(row["dispatched_at"]),
+        "completedAt": timestamp(row["completed"]),
+        "output": row["output"],
     }
 
 

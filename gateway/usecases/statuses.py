@@ -59,6 +59,16 @@ async def get(rt: Runtime, invocation_id: str, wait: float = 0.0) -> Invocation:
                 await asyncio.wait_for(changed.wait(), timeout=remaining)
 
 
+async def get_all(rt: Runtime, invocation_ids: Sequence[str], wait: float) -> list[Invocation]:
+    """The invocations, once all are final or ``wait`` seconds have passed."""
+    give_up_at = asyncio.get_running_loop().time() + wait
+    ended = []
+    for invocation_id in invocation_ids:
+        remaining = max(0.0, give_up_at - asyncio.get_running_loop().time())
+        ended.append(await get(rt, invocation_id, remaining))
+    return ended
+
+
 async def list_page(rt: Runtime, query: ListQuery) -> tuple[Sequence[Invocation], int | None]:
     order = [Invocation.created, Invocation.id]
     async with rt.sessions() as session:

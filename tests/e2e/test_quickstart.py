@@ -78,8 +78,10 @@ def test_quickstart_curl_examples_work_as_written(served_gateway: int, tmp_path:
     )
     output = result.stdout.decode()
     assert result.returncode == 0, result.stderr.decode()
-    assert '"status":"COMPLETED"' in output
-    assert '"output":{"approver":"ada"' in output
+    # The long-poll's status, then the statuses a start with `Prefer: wait=10` answers with.
+    assert output.count('"status":"COMPLETED"') == 2
+    assert output.count('"output":{"approver":"ada"') == 2
+    assert '"input":{"requestedFor":"ann"}' in output
 
 
 def test_the_readme_serve_line_sets_what_this_test_serves_with() -> None:

@@ -149,3 +149,43 @@ async def test_on_sqlite_a_statement_waits_for_a_sessions_transaction_and_stays_
         assert (await orm_read(engine, row["id"])).status == Status.DISPATCHING
     finally:
         await engine.dispose()
+
+
+async def test_a_lanes_last_run_and_a_runs_members(engine: AsyncEngine) -> None:
+    store = InvocationStore(engine)
+    start = utcnow()
+    at = [start + timedelta(seconds=n) for n in range(6)]
+    finished = {"status": Status.COMPLETED, "completed": at[2]}
+    earlier = new_row(tenant_id="acme", **{**finished, "completed": at[1]})
+    last = new_row(tenant_id="acme", run_id=None, **finished)
+    other_tenant = new_row(tenant_id="globex", **{**finished, "completed": at[4]})
+    no_tenant = new_row(**{**finished, "status": Status.FAILED, "completed": at[3]})
+    test_run = new_row(tenant_id="acme", type=InvocationType.TEST, **{**finished, "completed": at[5]})
+    bundled = new_row(tenant_id="acme", status=Status.BUNDLED, completed=at[5])
+    current = new_row(tenant_id="acme", status=Status.DISPATCHING)
+    rows = [earlier, last, other_tenant, no_tenant, test_run, bundled, current]
+    await store.insert(rows)
+    async with database.sessionmaker(engine)() as session:
+        await session.execute(
+            update(Invocation).where(col(Invocation.id) == last["id"]).values(output={"n": 1})
+        )
+        run = [current["id"], bundled["id"]]
+        await session.execute(
+            update(Invocation).where(col(Invocation.id).in_(run)).values(run_id=current["id"])
+        )
+        await session.commit()
+
+    invocation = await store.read(current["id"])
+    assert invocation is not None
+    assert await store.last_run(invocation) == {
+        "status": Status.COMPLETED,
+        "dispatched_at": None,
+        "completed": at[2],
+        "output": {"n": 1},
+    }
+    without = await store.read(no_tenant["id"])
+    assert without is not None and await store.last_run(without) is None  # only itself in its lane
+    members = await store.run_members(current["id"])
+    assert [m.id for m in members] == sorted(
+        run, key=lambda i: (next(r for r in rows if r["id"] == i)["created"], i)
+    )

@@ -1,5 +1,5 @@
-"""The statements on every invocation's path: insert (a start), claim and record (a
-delivery), read (a status). They run without the ORM: each is a Core statement built once,
+"""The statements on every invocation's path: insert (a start), claim, run context and
+record (a delivery), read (a status). They run without the ORM: each is a Core statement built once,
 compiled once for the engine's dialect, and run on the driver's own connection with the
 column types' own bind and result processors, so what they store and read is exactly what
 the ORM stores and reads. Profiled, the ORM's ``session.get`` of an invocation cost about
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, event, insert, select, update
+from sqlalchemy import bindparam, event, insert, or_, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import configure_mappers
@@ -29,7 +29,7 @@ from sqlalchemy.sql.dml import Insert, Update
 from sqlalchemy.sql.selectable import Select
 
 from gateway.adapters.database.sqlite_inline import InlineConnection
-from gateway.domain.model import Invocation, NewInvocation, Status
+from gateway.domain.model import RUN_PHASES, Invocation, InvocationType, NewInvocation, Status
 
 _TABLE: Any = Invocation.__table__  # type: ignore[attr-defined]
 _C = _TABLE.c
@@ -53,7 +53,7 @@ class _Prepared:
         compiled: Any = statement.compile(dialect=dialect)
         names = tuple(compiled.positiontup)
         literals = {name: compiled.binds[name].value for name in names}
-        returned = [column for column in _TABLE.columns if column.name in _returned_names(statement)]
+        returned = [_C[name] for name in _returned_names(statement)]
         return cls(
             compiled.string,
             names,
@@ -72,21 +72,39 @@ class _Prepared:
             row.append(value if process is None or value is None else process(value))
         return row
 
-    def invocation(self, row: Sequence[Any]) -> Invocation:
-        """An Invocation built as the ORM's loader builds one: no validation, no events."""
-        fields = {
+    def values(self, row: Sequence[Any]) -> dict[str, Any]:
+        return {
             name: value if process is None else process(value)
             for name, process, value in zip(self.columns, self.results, row, strict=True)
         }
+
+    def invocation(self, row: Sequence[Any]) -> Invocation:
+        """An Invocation built as the ORM's loader builds one: no validation, no events."""
         inv: Invocation = _MANAGER.new_instance()
-        inv.__dict__.update(fields)
+        inv.__dict__.update(self.values(row))
         return inv
 
 
-def _returned_names(statement: Any) -> set[str]:
+def _returned_names(statement: Any) -> list[str]:
+    """The columns the statement returns, in its order."""
     dml = isinstance(statement, Insert | Update)
     columns: Any = statement._returning if dml else statement.selected_columns
-    return {column.name for column in columns}
+    return [column.name for column in columns]
+
+
+def _last_run_query(with_tenant: bool) -> Select[Any]:
+    tenant = _C.tenant_id == bindparam("tenant_id") if with_tenant else _C.tenant_id.is_(None)
+    return (
+        select(_C.status, _C.dispatched_at, _C.completed, _C.output)
+        .where(_C.subscription_id == bindparam("subscription_id"), tenant)
+        .where(_C.id != bindparam("invocation_id"))
+        # NOT NULL first: PostgreSQL sorts NULLs first in DESC, and the lane's unfinished rows
+        # would be read before its history. Test invocations are not runs.
+        .where(_C.completed.is_not(None), _C.type == InvocationType.REAL_TIME.value)
+        .where(or_(*(_C.status == status.value for status in RUN_PHASES)))
+        .order_by(_C.completed.desc())
+        .limit(1)
+    )
 
 
 configure_mappers()  # new_instance needs the mapper configured, as a first query would
@@ -167,6 +185,13 @@ class InvocationStore:
             dialect,
         )
         self._read = _Prepared.of(select(_TABLE).where(_C.id == bindparam("invocation_id")), dialect)
+        self._run_members = _Prepared.of(
+            select(_TABLE).where(_C.run_id == bindparam("run_id")).order_by(_C.created, _C.id), dialect
+        )
+        # One per kind of lane: SQL has no equality that is true of two NULLs on both databases.
+        self._last_run = {
+            with_tenant: _Prepared.of(_last_run_query(with_tenant), dialect) for with_tenant in (False, True)
+        }
         # SQLite: the engine's one connection, while it lives.
         self._sqlite: sqlite3.Connection | None = None
         if dialect.name == "sqlite":
@@ -206,6 +231,21 @@ class InvocationStore:
         async with self._driver() as driver:
             rows = await driver.fetch(self._read, {"invocation_id": invocation_id})
         return self._read.invocation(rows[0]) if rows else None
+
+    async def run_members(self, run_id: str) -> list[Invocation]:
+        """The invocations a run carries, oldest first."""
+        async with self._driver() as driver:
+            rows = await driver.fetch(self._run_members, {"run_id": run_id})
+        return [self._run_members.invocation(row) for row in rows]
+
+    async def last_run(self, inv: Invocation) -> dict[str, Any] | None:
+        """The status, dispatched_at, completed and output of the last finished run of
+        ``inv``'s lane (its subscription and tenant) before it, or None."""
+        query = self._last_run[inv.tenant_id is not None]
+        values = {"subscription_id": inv.subscription_id, "tenant_id": inv.tenant_id, "invocation_id": inv.id}
+        async with self._driver() as driver:
+            rows = await driver.fetch(query, values)
+        return query.values(rows[0]) if rows else None
 
     @asynccontextmanager
     async def _driver(self) -> AsyncIterator[_Driver]:
