@@ -59,7 +59,7 @@ class RedisNotifier(LocalNotifier):
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
                         continue
-                    if message["channel"] == self._catalog_channel.encode():
+                    if message["channel"] in (self._catalog_channel, self._catalog_channel.encode()):
                         self.catalog_changed()
                     else:
                         self.wake(json.loads(message["data"]))
