@@ -257,6 +257,7 @@ class InvocationStore:
         async with self._engine.connect() as connection:
             raw = (await connection.get_raw_connection()).driver_connection
             if isinstance(raw, InlineConnection):
+                self._sqlite = raw.sqlite  # the pool's one connection, made before this store
                 yield _SQLiteDriver(raw.sqlite)
             else:
                 yield _AsyncpgDriver(raw)
