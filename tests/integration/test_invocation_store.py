@@ -5,6 +5,7 @@ conditional; on SQLite it never runs inside a session's transaction."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -189,3 +190,38 @@ async def test_a_lanes_last_run_and_a_runs_members(engine: AsyncEngine) -> None:
     assert [m.id for m in members] == sorted(
         run, key=lambda i: (next(r for r in rows if r["id"] == i)["created"], i)
     )
+
+
+async def test_on_sqlite_concurrent_writes_share_commits_and_one_writes_error_is_its_own(
+    tmp_path: Path,
+) -> None:
+    engine = database.create_engine(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
+    await database.prepare_schema(engine)
+    store = InvocationStore(engine)
+    try:
+        rows = [new_row() for _ in range(40)]
+        await store.insert(rows)
+        commits: list[str] = []
+        connection = store._sqlite
+        assert connection is not None  # taken at the first statement
+        connection.set_trace_callback(lambda sql: commits.append(sql) if sql.upper() == "COMMIT" else None)
+        claims = await asyncio.gather(*(store.claim(row["id"], utcnow()) for row in rows))
+        claimed = [inv for inv in claims if inv is not None]
+        assert [inv.status for inv in claimed] == [Status.DISPATCHING] * 40
+        assert 1 <= len(commits) < 5, f"{len(commits)} commits for 40 claims"
+        for inv in claimed:
+            assert (await orm_read(engine, inv.id)).status == Status.DISPATCHING  # committed
+
+        duplicate, fresh = new_row(id=rows[0]["id"]), new_row()
+        outcomes = await asyncio.gather(
+            store.insert([duplicate]),
+            store.insert([fresh]),
+            store.record(claimed[1], Status.COMPLETED, 1, None, utcnow()),
+            return_exceptions=True,
+        )
+        assert isinstance(outcomes[0], sqlite3.IntegrityError), outcomes[0]
+        assert outcomes[1] is None and outcomes[2] is True
+        assert (await orm_read(engine, fresh["id"])).status == Status.PENDING
+        assert (await orm_read(engine, rows[1]["id"])).status == Status.COMPLETED
+    finally:
+        await engine.dispose()

@@ -1,29 +1,31 @@
 """The statements on every invocation's path: insert (a start), claim, run context and
-record (a delivery), read (a status). They run without the ORM: each is a Core statement built once,
-compiled once for the engine's dialect, and run on the driver's own connection with the
-column types' own bind and result processors, so what they store and read is exactly what
-the ORM stores and reads. Profiled, the ORM's ``session.get`` of an invocation cost about
-380 µs of CPU and this read about 25. Every other statement keeps SQLModel.
+record (a delivery), read (a status). They run without the ORM: each is a Core statement
+built once, compiled once for the engine's dialect, and run on the driver's own connection
+with the column types' own bind and result processors, so what they store and read is
+exactly what the ORM stores and reads. Profiled, the ORM's ``session.get`` of an invocation
+cost about 380 µs of CPU and this read about 35. Every other statement keeps SQLModel.
 
 SQLite: the engine has one connection (engine.py). When no session holds it, a statement
 runs on it directly: the sqlite3 calls never yield to the event loop, so nothing else can
 use the connection meanwhile. When a session holds it, the statement checks it out and
-waits its turn as a session does. PostgreSQL: the statement runs on a pooled connection's
-asyncpg driver, and a multi-row insert in one transaction.
+waits its turn as a session does. Writes are group-committed: each waits for the loop's
+next turn, when one task runs every write queued by then in one transaction. PostgreSQL:
+each statement runs on a pooled connection's asyncpg driver, a multi-row insert in one
+transaction.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import bindparam, event, insert, or_, select, update
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import configure_mappers
 from sqlalchemy.sql.dml import Insert, Update
 from sqlalchemy.sql.selectable import Select
@@ -111,46 +113,45 @@ configure_mappers()  # new_instance needs the mapper configured, as a first quer
 _MANAGER: Any = Invocation._sa_class_manager  # type: ignore[attr-defined]
 
 
-class _Driver(Protocol):
-    async def fetch(self, statement: _Prepared, values: Mapping[str, Any]) -> list[Sequence[Any]]: ...
-
-    async def insert_many(self, statement: _Prepared, rows: Sequence[Mapping[str, Any]]) -> None: ...
-
-
-class _SQLiteDriver:
-    """Never yields to the loop: each call is atomic with respect to every other task."""
-
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self._connection = connection
-
-    async def fetch(self, statement: _Prepared, values: Mapping[str, Any]) -> list[Sequence[Any]]:
-        try:
-            rows = self._connection.execute(statement.sql, statement.parameters(values)).fetchall()
-            self._connection.commit()  # a SELECT began no transaction: nothing to do then
-        except BaseException:
-            self._connection.rollback()
-            raise
-        return rows
-
-    async def insert_many(self, statement: _Prepared, rows: Sequence[Mapping[str, Any]]) -> None:
-        try:
-            self._connection.executemany(statement.sql, [statement.parameters(row) for row in rows])
-            self._connection.commit()
-        except BaseException:
-            self._connection.rollback()
-            raise
+# One execution of a statement: its parameters, already processed.
+Parameters = list[Any]
+Rows = list[Sequence[Any]]
 
 
-class _AsyncpgDriver:
-    def __init__(self, connection: Any) -> None:
-        self._connection = connection
+@dataclass
+class _Write:
+    """A statement to run once per parameter list, in one transaction; ``done`` gets the rows
+    the last run returned."""
 
-    async def fetch(self, statement: _Prepared, values: Mapping[str, Any]) -> list[Sequence[Any]]:
-        return list(await self._connection.fetch(statement.sql, *statement.parameters(values)))
+    statement: _Prepared
+    runs: list[Parameters]
+    done: asyncio.Future[Rows]
 
-    async def insert_many(self, statement: _Prepared, rows: Sequence[Mapping[str, Any]]) -> None:
-        async with self._connection.transaction():
-            await self._connection.executemany(statement.sql, [statement.parameters(row) for row in rows])
+
+def _run_batch(connection: sqlite3.Connection, writes: Sequence[_Write]) -> None:
+    """Run the writes in one transaction and commit once. If it fails, each runs alone, so
+    that one write's error is its own. Never yields to the loop."""
+    try:
+        results = [_run(connection, write) for write in writes]
+        connection.commit()
+    except Exception as exc:
+        connection.rollback()
+        if len(writes) > 1:
+            for write in writes:
+                _run_batch(connection, [write])
+        elif not writes[0].done.done():
+            writes[0].done.set_exception(exc)
+        return
+    for write, rows in zip(writes, results, strict=True):
+        if not write.done.done():
+            write.done.set_result(rows)
+
+
+def _run(connection: sqlite3.Connection, write: _Write) -> Rows:
+    if len(write.runs) > 1:
+        connection.executemany(write.statement.sql, write.runs)
+        return []
+    return connection.execute(write.statement.sql, write.runs[0]).fetchall()
 
 
 class InvocationStore:
@@ -184,7 +185,7 @@ class InvocationStore:
             .returning(_C.id),
             dialect,
         )
-        self._read = _Prepared.of(select(_TABLE).where(_C.id == bindparam("invocation_id")), dialect)
+        self._read_one = _Prepared.of(select(_TABLE).where(_C.id == bindparam("invocation_id")), dialect)
         self._run_members = _Prepared.of(
             select(_TABLE).where(_C.run_id == bindparam("run_id")).order_by(_C.created, _C.id), dialect
         )
@@ -192,8 +193,11 @@ class InvocationStore:
         self._last_run = {
             with_tenant: _Prepared.of(_last_run_query(with_tenant), dialect) for with_tenant in (False, True)
         }
-        # SQLite: the engine's one connection, while it lives.
+        # SQLite: the engine's one connection, while it lives, and the writes waiting for the
+        # next commit.
         self._sqlite: sqlite3.Connection | None = None
+        self._pending: list[_Write] = []
+        self._flusher: asyncio.Task[None] | None = None
         if dialect.name == "sqlite":
             event.listen(engine.sync_engine.pool, "connect", self._connected)
             for closing in ("close", "invalidate", "detach"):
@@ -201,14 +205,11 @@ class InvocationStore:
 
     async def insert(self, rows: Sequence[NewInvocation]) -> None:
         """Insert a start's invocations in one transaction."""
-        complete = [{name: row.get(name) for name in _NEW_COLUMNS} for row in rows]
-        async with self._driver() as driver:
-            await driver.insert_many(self._insert, complete)
+        await self._write(self._insert, [{name: row.get(name) for name in _NEW_COLUMNS} for row in rows])
 
     async def claim(self, invocation_id: str, now: datetime) -> Invocation | None:
         """PENDING -> DISPATCHING, counting an attempt; the row, or None if it was not PENDING."""
-        async with self._driver() as driver:
-            rows = await driver.fetch(self._claim, {"invocation_id": invocation_id, "now": now})
+        rows = await self._write(self._claim, [{"invocation_id": invocation_id, "now": now}])
         return self._claim.invocation(rows[0]) if rows else None
 
     async def record(
@@ -224,18 +225,15 @@ class InvocationStore:
             "error": error,
             "completed": completed,
         }
-        async with self._driver() as driver:
-            return bool(await driver.fetch(self._record, values))
+        return bool(await self._write(self._record, [values]))
 
     async def read(self, invocation_id: str) -> Invocation | None:
-        async with self._driver() as driver:
-            rows = await driver.fetch(self._read, {"invocation_id": invocation_id})
-        return self._read.invocation(rows[0]) if rows else None
+        rows = await self._read(self._read_one, {"invocation_id": invocation_id})
+        return self._read_one.invocation(rows[0]) if rows else None
 
     async def run_members(self, run_id: str) -> list[Invocation]:
         """The invocations a run carries, oldest first."""
-        async with self._driver() as driver:
-            rows = await driver.fetch(self._run_members, {"run_id": run_id})
+        rows = await self._read(self._run_members, {"run_id": run_id})
         return [self._run_members.invocation(row) for row in rows]
 
     async def last_run(self, inv: Invocation) -> dict[str, Any] | None:
@@ -243,24 +241,77 @@ class InvocationStore:
         ``inv``'s lane (its subscription and tenant) before it, or None."""
         query = self._last_run[inv.tenant_id is not None]
         values = {"subscription_id": inv.subscription_id, "tenant_id": inv.tenant_id, "invocation_id": inv.id}
-        async with self._driver() as driver:
-            rows = await driver.fetch(query, values)
+        rows = await self._read(query, values)
         return query.values(rows[0]) if rows else None
 
-    @asynccontextmanager
-    async def _driver(self) -> AsyncIterator[_Driver]:
+    async def _read(self, statement: _Prepared, values: Mapping[str, Any]) -> Rows:
+        parameters = statement.parameters(values)
+        idle = self._idle_sqlite()
+        if idle is not None:  # a SELECT begins no transaction: nothing to commit
+            return idle.execute(statement.sql, parameters).fetchall()
+        async with self._engine.connect() as connection:
+            raw = await self._driver_connection(connection)
+            if isinstance(raw, sqlite3.Connection):
+                return raw.execute(statement.sql, parameters).fetchall()
+            return list(await raw.fetch(statement.sql, *parameters))
+
+    async def _write(self, statement: _Prepared, runs: Sequence[Mapping[str, Any]]) -> Rows:
+        """Run ``statement`` once per values in ``runs``, in one transaction. SQLite: with the
+        other writes queued by the loop's next turn, committed together (group commit: no
+        added wait under light load, one commit for many writes under heavy load)."""
+        parameters = [statement.parameters(values) for values in runs]
+        if self._engine.dialect.name != "sqlite":
+            async with self._engine.connect() as connection:
+                raw = await self._driver_connection(connection)
+                if len(parameters) > 1:  # an insert: returns nothing
+                    async with raw.transaction():
+                        await raw.executemany(statement.sql, parameters)
+                    return []
+                return list(await raw.fetch(statement.sql, *parameters[0]))
+        write = _Write(statement, parameters, asyncio.get_running_loop().create_future())
+        self._pending.append(write)
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush(), name="invocation-store-commit")
+        return await write.done
+
+    async def _flush(self) -> None:
+        """Commit what is queued, batch after batch, until nothing is."""
+        try:
+            while self._pending:
+                idle = self._idle_sqlite()
+                if idle is not None:
+                    batch, self._pending = self._pending, []
+                    _run_batch(idle, batch)
+                    continue
+                try:
+                    async with self._engine.connect() as connection:
+                        raw = await self._driver_connection(connection)
+                        batch, self._pending = self._pending, []
+                        _run_batch(raw, batch)
+                except Exception as exc:  # no connection: every queued write fails with it
+                    batch, self._pending = self._pending, []
+                    for write in batch:
+                        if not write.done.done():
+                            write.done.set_exception(exc)
+        finally:
+            self._flusher = None
+
+    def _idle_sqlite(self) -> sqlite3.Connection | None:
+        """SQLite's one connection, if no session holds it (then nothing else can use it
+        until this task yields)."""
         idle = self._sqlite
         pool: Any = self._engine.sync_engine.pool
         if idle is not None and pool.checkedout() == 0 and not idle.in_transaction:
-            yield _SQLiteDriver(idle)
-            return
-        async with self._engine.connect() as connection:
-            raw = (await connection.get_raw_connection()).driver_connection
-            if isinstance(raw, InlineConnection):
-                self._sqlite = raw.sqlite  # the pool's one connection, made before this store
-                yield _SQLiteDriver(raw.sqlite)
-            else:
-                yield _AsyncpgDriver(raw)
+            return idle
+        return None
+
+    async def _driver_connection(self, connection: AsyncConnection) -> Any:
+        """The checked-out connection's driver: sqlite3's, or asyncpg's."""
+        raw = (await connection.get_raw_connection()).driver_connection
+        if isinstance(raw, InlineConnection):
+            self._sqlite = raw.sqlite  # the pool's one connection, made before this store
+            return raw.sqlite
+        return raw
 
     def _connected(self, dbapi_connection: Any, _record: Any) -> None:
         self._sqlite = dbapi_connection.driver_connection.sqlite
