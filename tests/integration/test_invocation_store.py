@@ -28,8 +28,7 @@ from tests.services import distributed_store, drop_store
 @pytest_asyncio.fixture(params=["sqlite", "postgresql"])
 async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     if request.param == "sqlite":
-        engine = database.create_engine(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
-        await database.prepare_schema(engine)
+        engine = await sqlite_at(tmp_path)
         yield engine
         await engine.dispose()
         return
@@ -38,6 +37,19 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     yield engine
     await engine.dispose()
     await drop_store(store)
+
+
+async def sqlite_at(path: Path) -> AsyncEngine:
+    engine = database.create_engine(f"sqlite+aiosqlite:///{path / 'store.db'}")
+    await database.prepare_schema(engine)
+    return engine
+
+
+@pytest_asyncio.fixture
+async def sqlite_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = await sqlite_at(tmp_path)
+    yield engine
+    await engine.dispose()
 
 
 def new_row(**fields: Any) -> NewInvocation:
@@ -129,27 +141,22 @@ async def test_claims_and_records_are_conditional(engine: AsyncEngine) -> None:
 
 
 async def test_on_sqlite_a_statement_waits_for_a_sessions_transaction_and_stays_out_of_it(
-    tmp_path: Path,
+    sqlite_engine: AsyncEngine,
 ) -> None:
-    engine = database.create_engine(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
-    await database.prepare_schema(engine)
-    store = InvocationStore(engine)
-    try:
-        row = new_row()
-        await store.insert([row])
-        async with database.sessionmaker(engine)() as session:
-            touch = update(Invocation).where(col(Invocation.id) == row["id"]).values(option="rolled back")
-            await session.execute(touch)  # the session now holds the connection, in a transaction
-            claim = asyncio.create_task(store.claim(row["id"], utcnow()))
-            await asyncio.sleep(0.05)
-            assert not claim.done()
-            await session.rollback()
-            await session.close()  # gives the connection back
-            claimed = await asyncio.wait_for(claim, 5)
-        assert claimed is not None and claimed.option == "fast"
-        assert (await orm_read(engine, row["id"])).status == Status.DISPATCHING
-    finally:
-        await engine.dispose()
+    engine, store = sqlite_engine, InvocationStore(sqlite_engine)
+    row = new_row()
+    await store.insert([row])
+    async with database.sessionmaker(engine)() as session:
+        touch = update(Invocation).where(col(Invocation.id) == row["id"]).values(option="rolled back")
+        await session.execute(touch)  # the session now holds the connection, in a transaction
+        claim = asyncio.create_task(store.claim(row["id"], utcnow()))
+        await asyncio.sleep(0.05)
+        assert not claim.done()
+        await session.rollback()
+        await session.close()  # gives the connection back
+        claimed = await asyncio.wait_for(claim, 5)
+    assert claimed is not None and claimed.option == "fast"
+    assert (await orm_read(engine, row["id"])).status == Status.DISPATCHING
 
 
 async def test_a_lanes_last_run_and_a_runs_members(engine: AsyncEngine) -> None:
@@ -193,35 +200,30 @@ async def test_a_lanes_last_run_and_a_runs_members(engine: AsyncEngine) -> None:
 
 
 async def test_on_sqlite_concurrent_writes_share_commits_and_one_writes_error_is_its_own(
-    tmp_path: Path,
+    sqlite_engine: AsyncEngine,
 ) -> None:
-    engine = database.create_engine(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
-    await database.prepare_schema(engine)
-    store = InvocationStore(engine)
-    try:
-        rows = [new_row() for _ in range(40)]
-        await store.insert(rows)
-        commits: list[str] = []
-        connection = store._sqlite
-        assert connection is not None  # taken at the first statement
-        connection.set_trace_callback(lambda sql: commits.append(sql) if sql.upper() == "COMMIT" else None)
-        claims = await asyncio.gather(*(store.claim(row["id"], utcnow()) for row in rows))
-        claimed = [inv for inv in claims if inv is not None]
-        assert [inv.status for inv in claimed] == [Status.DISPATCHING] * 40
-        assert 1 <= len(commits) < 5, f"{len(commits)} commits for 40 claims"
-        for inv in claimed:
-            assert (await orm_read(engine, inv.id)).status == Status.DISPATCHING  # committed
+    engine, store = sqlite_engine, InvocationStore(sqlite_engine)
+    rows = [new_row() for _ in range(40)]
+    await store.insert(rows)
+    commits: list[str] = []
+    connection = store._sqlite
+    assert connection is not None  # taken at the first statement
+    connection.set_trace_callback(lambda sql: commits.append(sql) if sql.upper() == "COMMIT" else None)
+    claims = await asyncio.gather(*(store.claim(row["id"], utcnow()) for row in rows))
+    claimed = [inv for inv in claims if inv is not None]
+    assert [inv.status for inv in claimed] == [Status.DISPATCHING] * 40
+    assert 1 <= len(commits) < 5, f"{len(commits)} commits for 40 claims"
+    for inv in claimed:
+        assert (await orm_read(engine, inv.id)).status == Status.DISPATCHING  # committed
 
-        duplicate, fresh = new_row(id=rows[0]["id"]), new_row()
-        outcomes = await asyncio.gather(
-            store.insert([duplicate]),
-            store.insert([fresh]),
-            store.record(claimed[1], Status.COMPLETED, 1, None, utcnow()),
-            return_exceptions=True,
-        )
-        assert isinstance(outcomes[0], sqlite3.IntegrityError), outcomes[0]
-        assert outcomes[1] is None and outcomes[2] is True
-        assert (await orm_read(engine, fresh["id"])).status == Status.PENDING
-        assert (await orm_read(engine, rows[1]["id"])).status == Status.COMPLETED
-    finally:
-        await engine.dispose()
+    duplicate, fresh = new_row(id=rows[0]["id"]), new_row()
+    outcomes = await asyncio.gather(
+        store.insert([duplicate]),
+        store.insert([fresh]),
+        store.record(claimed[1], Status.COMPLETED, 1, None, utcnow()),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[0], sqlite3.IntegrityError), outcomes[0]
+    assert outcomes[1] is None and outcomes[2] is True
+    assert (await orm_read(engine, fresh["id"])).status == Status.PENDING
+    assert (await orm_read(engine, rows[1]["id"])).status == Status.COMPLETED
