@@ -7,6 +7,7 @@ are also what the use cases take (a subscription's PATCH is applied to its docum
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
@@ -71,8 +72,12 @@ class ScheduleOption(WireModel):
 API_VERSION = "v1"
 
 
+# What a trigger's id may hold: a start that names anything else names no trigger.
+TRIGGER_ID = re.compile(r"[A-Za-z0-9:._\-]{1,255}")
+
+
 class TriggerIn(WireModel):
-    id: str = Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9:._\-]+$")
+    id: str = Field(min_length=1, max_length=255, pattern=f"^{TRIGGER_ID.pattern}$")
     name: str = Name
     type: TriggerType
     description: str | None = Field(default=None, max_length=4000)

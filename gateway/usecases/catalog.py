@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from sqlmodel import col, select
 
 from gateway.adapters.database.engine import Sessions
+from gateway.domain.documents import TRIGGER_ID
 from gateway.domain.model import Subscription, Trigger
 from gateway.runtime import Runtime, best_effort
 
@@ -44,6 +45,8 @@ class Catalog:
 
     async def trigger(self, trigger_id: str) -> Entry | None:
         """The trigger with its subscriptions, or None if there is no such trigger."""
+        if not TRIGGER_ID.fullmatch(trigger_id):  # PostgreSQL refuses some (a NUL): never ask
+            return None
         now = time.monotonic()
         cached = self._entries.get(trigger_id)
         if cached is not None and now - cached[1] < MAX_AGE:

@@ -156,3 +156,13 @@ async def test_a_deeply_nested_answer_fails_the_invocation(gateway: GatewayClien
     status = await gateway.final_status(invocation["id"])
     assert status["status"] == "FAILED"
     assert "nested deeper" in status["completeInvocationInput"]["localizedError"]["message"]
+
+
+async def test_ids_with_a_nul_name_nothing_on_either_database(gateway: GatewayClient) -> None:
+    """PostgreSQL's text cannot hold U+0000: such an id must be a 404, not a driver error."""
+    for path in ("/beta/trigger-invocations/start", "/beta/trigger-invocations/test"):
+        response = await gateway.http.post(path, json={"triggerId": "t:\x00", "input": {}})
+        assert response.status_code == 404, response.text
+        assert "does not exist" in response.json()["messages"][0]["text"]
+    status = await gateway.http.get("/beta/trigger-invocations/a%00b/status")
+    assert status.status_code == 404, status.text

@@ -228,6 +228,8 @@ class InvocationStore:
         return bool(await self._write(self._record, [values]))
 
     async def read(self, invocation_id: str) -> Invocation | None:
+        if "\x00" in invocation_id:  # PostgreSQL's text cannot hold it: no row has it
+            return None
         rows = await self._read(self._read_one, {"invocation_id": invocation_id})
         return self._read_one.invocation(rows[0]) if rows else None
 
