@@ -10,6 +10,12 @@ from gateway.api import api_clients, health, hooks, invocations, oauth, subscrip
 from gateway.domain.documents import API_VERSION
 
 BETA_ROUTES: list[BaseRoute] = [
+    # The hot routes first: Starlette tries the routes in order, a regex each.
+    Route("/trigger-invocations/start", invocations.start_invocation, methods=["POST"]),
+    Route("/trigger-invocations/test", invocations.test_invocation, methods=["POST"]),
+    Route("/trigger-invocations/status", invocations.list_statuses, methods=["GET"]),
+    Route("/trigger-invocations/{id}/status", invocations.get_status, methods=["GET"]),
+    Route("/trigger-invocations/{id}/complete", invocations.complete_invocation, methods=["POST"]),
     Route("/oauth/token", oauth.token, methods=["POST"]),
     Route("/api-clients", api_clients.list_api_clients, methods=["GET"]),
     Route("/api-clients", api_clients.create_api_client, methods=["POST"]),
@@ -40,11 +46,6 @@ BETA_ROUTES: list[BaseRoute] = [
     Route("/trigger-subscriptions/{id}", subscriptions.replace_subscription, methods=["PUT"]),
     Route("/trigger-subscriptions/{id}", subscriptions.patch_subscription, methods=["PATCH"]),
     Route("/trigger-subscriptions/{id}", subscriptions.delete_subscription, methods=["DELETE"]),
-    Route("/trigger-invocations/start", invocations.start_invocation, methods=["POST"]),
-    Route("/trigger-invocations/test", invocations.test_invocation, methods=["POST"]),
-    Route("/trigger-invocations/status", invocations.list_statuses, methods=["GET"]),
-    Route("/trigger-invocations/{id}/status", invocations.get_status, methods=["GET"]),
-    Route("/trigger-invocations/{id}/complete", invocations.complete_invocation, methods=["POST"]),
     Route("/hooks/{token}", hooks.receive_webhook, methods=["POST"]),
 ]
 
@@ -63,14 +64,27 @@ def at_version(route: BaseRoute) -> BaseRoute | None:
     return Route(path, route.endpoint, methods=route.methods, name=route.name)
 
 
-API_ROUTES: list[BaseRoute] = [
-    # First, so that /triggers/v1 is the v1 list and not the trigger "v1" (a name refused).
-    *(v1 for v1 in map(at_version, BETA_ROUTES) if v1 is not None),
-    *BETA_ROUTES,
-]
+def _collection(route: BaseRoute) -> str:
+    assert isinstance(route, Route)
+    return route.path.split("/")[1]
+
+
+def _with_versions(routes: list[BaseRoute]) -> list[BaseRoute]:
+    """Each collection's v1 routes, then its own, collection by collection in the order of
+    ``routes``. The v1 routes go first so that /triggers/v1 is the v1 list and not the trigger
+    "v1" (a name refused); paths of different collections never overlap."""
+    collections = list(dict.fromkeys(map(_collection, routes)))
+    ordered: list[BaseRoute] = []
+    for collection in collections:
+        own = [route for route in routes if _collection(route) == collection]
+        ordered += [v1 for v1 in map(at_version, own) if v1 is not None] + own
+    return ordered
+
+
+API_ROUTES = _with_versions(BETA_ROUTES)
 
 ROUTES: list[BaseRoute] = [
+    Mount("/beta", routes=API_ROUTES),
     Route("/health", health.health, methods=["GET"]),
     *API_ROUTES,
-    Mount("/beta", routes=API_ROUTES),
 ]

@@ -39,6 +39,8 @@ def _claims(data: Any) -> TokenClaims | None:
 
 # Tokens name only existing clients and live an hour: few at once, but a bound all the same.
 MAX_VERIFIED_TOKENS = 10_000
+# Secrets of subscriptions (a signing secret, its predecessor, a credential, a URL's query).
+MAX_DECRYPTED = 10_000
 
 
 class Keys:
@@ -50,6 +52,8 @@ class Keys:
         self._webhooks = URLSafeSerializer(signing_keys, salt="trigger-gateway.webhook")
         self._fernet = MultiFernet([_fernet(k) for k in reversed(signing_keys)])
         self._verified: dict[bytes, tuple[TokenClaims, float]] = {}
+        # Stored ciphertexts and what they decrypt to: in this process's memory only.
+        self._decrypted: dict[str, str] = {}
 
     # Callback secrets are a signature over the invocation id: nothing to store or look up.
     def callback_secret(self, invocation_id: str) -> str:
@@ -97,13 +101,22 @@ class Keys:
         return self._fernet.encrypt(plaintext.encode()).decode()
 
     def decrypt(self, ciphertext: str) -> str:
+        # Every delivery decrypts its subscription's signing secret (and credential): a
+        # Fernet check and an AES decryption each time, 3 % of a SYNC round trip's CPU.
+        known = self._decrypted.get(ciphertext)
+        if known is not None:
+            return known
         try:
-            return self._fernet.decrypt(ciphertext.encode()).decode()
+            plain = self._fernet.decrypt(ciphertext.encode()).decode()
         except InvalidToken:
             raise Undecryptable(
                 "stored credential cannot be decrypted: was GATEWAY_SECRET_KEY changed "
                 "without keeping the old key in the list?"
             ) from None
+        if len(self._decrypted) >= MAX_DECRYPTED:
+            self._decrypted.clear()
+        self._decrypted[ciphertext] = plain
+        return plain
 
 
 def _fernet(key: str) -> Fernet:
