@@ -59,8 +59,9 @@ async def open_runtime(settings: Settings, role: Role) -> AsyncIterator[Runtime]
         if settings.redis_url:
             redis = await arq_queue.connect(settings.redis_url, settings.queue_name)
             stack.push_async_callback(redis.aclose)
-            queue = arq_queue.ArqQueue(redis)
-            notifier = RedisNotifier(redis, channel=f"{settings.queue_name}:terminal")
+            queue = arq_queue.ArqQueue(redis, settings.queue_name)
+            work_channel = arq_queue.work_channel(settings.queue_name) if role == "worker" else None
+            notifier = RedisNotifier(redis, f"{settings.queue_name}:terminal", work_channel)
             limiter = RedisLimiter(redis, prefix=f"{settings.queue_name}:limits:")
         else:
             queue = InProcessQueue(settings.dispatch_concurrency)

@@ -15,6 +15,7 @@ waited (benchmark: healthy p99 x34). A delivery cut off by a crash is found by t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from contextlib import AsyncExitStack
@@ -35,9 +36,33 @@ from gateway.usecases.sweep import expire_due
 log = logging.getLogger("gateway.worker")
 
 
+# How often a worker looks at its queue when nobody says there is work: for deferred jobs
+# (expiries) and a lost message.
+IDLE_POLL = 0.1  # seconds
+
+
+class _Worker(Worker):
+    """arq's worker, looking at its queue when there is reason to: an API process (or the
+    sweep) said it queued deliveries, a job ended (a slot is free for what waits), or IDLE_POLL
+    passed. It polled every GATEWAY_WORKER_POLL_DELAY (5 ms) before: 200 Redis round trips a
+    second, 65 ms of CPU per second when idle. The poll delay stays the shortest spacing of
+    polls under load."""
+
+    def __init__(self, look: asyncio.Event, **options: Any) -> None:
+        super().__init__(**options)
+        self._look = look
+
+    async def _poll_iteration(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._look.wait(), IDLE_POLL)
+        self._look.clear()
+        await super()._poll_iteration()
+
+
 async def start_delivery(ctx: dict[str, Any], invocation_id: str) -> None:
     deliveries: DeliveryPool = ctx["deliveries"]
     await deliveries.start(invocation_id)
+    ctx["look"].set()  # this job's end frees a job slot: look for what waits
 
 
 async def expire(ctx: dict[str, Any], invocation_id: str) -> None:
@@ -51,10 +76,12 @@ def _runtime(ctx: dict[str, Any]) -> Runtime:
 
 def create_worker(settings: Settings) -> Worker:
     stack = AsyncExitStack()
+    look = asyncio.Event()
 
     async def startup(ctx: dict[str, Any]) -> None:
         rt = await stack.enter_async_context(open_runtime(settings, "worker"))
-        ctx["runtime"] = rt
+        rt.notifier.on_work_queued(look.set)
+        ctx["runtime"], ctx["look"] = rt, look
         ctx["deliveries"] = deliveries = DeliveryPool(
             lambda invocation_id: deliver(rt, invocation_id), settings.dispatch_concurrency
         )
@@ -64,7 +91,8 @@ def create_worker(settings: Settings) -> Worker:
     async def shutdown(ctx: dict[str, Any]) -> None:
         await stack.aclose()
 
-    return Worker(
+    return _Worker(
+        look,
         functions=[
             # A job waits at most for a slot, which a delivery frees within its time limit.
             # The job names are what API processes enqueue: kept across versions for rolling upgrades.

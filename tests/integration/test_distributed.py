@@ -14,6 +14,9 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.adapters.database import engine as db
+from gateway.adapters.notifier.redis import RedisNotifier
+from gateway.adapters.queue import DispatchJob
+from gateway.adapters.queue import redis as arq_queue
 from tests.conftest import make_settings, open_store, settings_env, start_gateway, worker_process
 from tests.servers import Subscriber, answer, hang
 from tests.services import Store
@@ -166,3 +169,26 @@ async def test_delivery_cut_off_by_a_killed_worker_is_retried_promptly(
     assert [r.body["_metadata"]["invocationId"] for r in subscriber.received] == [invocation["id"]] * 2
     # 2 s time limit + 1 s grace + one sweep, not arq's 32 s job timeout + 10 s.
     assert recovered_after < 12, f"recovered {recovered_after:.1f} s after the kill"
+
+
+async def test_queueing_a_delivery_tells_the_workers_to_look_at_once(shared: Store) -> None:
+    """The worker polls its queue only every IDLE_POLL when nothing says there is work: the
+    queue's message is what makes a delivery start at once."""
+    redis = await arq_queue.connect(shared.redis_url, shared.queue_name)
+    worker_side = RedisNotifier(redis, "unused", arq_queue.work_channel(shared.queue_name))
+    api_side = RedisNotifier(redis, "unused")  # an API process does not listen for work
+    told, api_told = asyncio.Event(), asyncio.Event()
+    worker_side.on_work_queued(told.set)
+    api_side.on_work_queued(api_told.set)
+    await worker_side.start()
+    await api_side.start()
+    try:
+        await asyncio.wait_for(told.wait(), 5)  # at subscription: it may have missed some
+        told.clear()
+        await arq_queue.ArqQueue(redis, shared.queue_name).enqueue([DispatchJob("inv-1")])
+        await asyncio.wait_for(told.wait(), 5)
+        assert not api_told.is_set()
+    finally:
+        await worker_side.stop()
+        await api_side.stop()
+        await redis.aclose()

@@ -4,7 +4,8 @@ they drop what they cached of it. memory.py tells this process; redis.py also pu
 Redis, so a callback handled by one API process wakes a long-poll in another.
 
 A lost wake-up only delays a waiter: it re-reads the database when its wait ends. A process
-that may have lost a catalog message is told the catalog changed.
+that may have lost a catalog message is told the catalog changed; a worker that may have lost
+a "work queued" message looks for work.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ class Notifier(Protocol):
         ...
 
     async def announce_catalog_change(self) -> None: ...
+
+    def on_work_queued(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` whenever any process says it queued deliveries (a worker then
+        looks for them at once, instead of polling its queue every few milliseconds)."""
+        ...
 
     async def start(self) -> None: ...
 

@@ -13,6 +13,7 @@ class LocalNotifier:
     def __init__(self) -> None:
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._catalog_listeners: list[Callable[[], None]] = []
+        self._work_listeners: list[Callable[[], None]] = []
 
     @contextmanager
     def watch(self, invocation_id: str) -> Iterator[asyncio.Event]:
@@ -43,6 +44,13 @@ class LocalNotifier:
 
     def catalog_changed(self) -> None:
         for listener in self._catalog_listeners:
+            listener()
+
+    def on_work_queued(self, listener: Callable[[], None]) -> None:
+        self._work_listeners.append(listener)
+
+    def work_queued(self) -> None:
+        for listener in self._work_listeners:
             listener()
 
     async def start(self) -> None:

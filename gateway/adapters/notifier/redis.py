@@ -22,11 +22,14 @@ class RedisNotifier(LocalNotifier):
     message on it. A lost message only delays a waiter: it re-reads the database when its
     wait ends."""
 
-    def __init__(self, redis: Redis, channel: str) -> None:
+    def __init__(self, redis: Redis, channel: str, work_channel: str | None = None) -> None:
         super().__init__()
         self._redis = redis
         self._channel = channel
         self._catalog_channel = channel + ":catalog"
+        # Where the queue (adapters/queue/redis.py) says it queued deliveries: a worker's
+        # notifier listens to it, an API process's has no use for it.
+        self._work_channel = work_channel
         self._listener: asyncio.Task[None] | None = None
 
     async def notify(self, invocation_ids: Iterable[str]) -> None:
@@ -53,14 +56,21 @@ class RedisNotifier(LocalNotifier):
         while True:
             pubsub = self._redis.pubsub()
             try:
-                await pubsub.subscribe(self._channel, self._catalog_channel)
-                # Catalog changes announced while this process was not listening are lost.
+                channels = [self._channel, self._catalog_channel, self._work_channel]
+                await pubsub.subscribe(*filter(None, channels))
+                # What was announced while this process was not listening is lost.
                 self.catalog_changed()
+                if self._work_channel is not None:
+                    self.work_queued()
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
                         continue
-                    if message["channel"] in (self._catalog_channel, self._catalog_channel.encode()):
+                    channel = message["channel"]
+                    channel = channel.decode() if isinstance(channel, bytes) else channel
+                    if channel == self._catalog_channel:
                         self.catalog_changed()
+                    elif channel == self._work_channel:
+                        self.work_queued()
                     else:
                         self.wake(json.loads(message["data"]))
             except (RedisError, OSError, ValueError) as exc:

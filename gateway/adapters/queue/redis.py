@@ -41,13 +41,19 @@ async def connect(redis_url: str, queue_name: str) -> ArqRedis:
     )
 
 
+def work_channel(queue_name: str) -> str:
+    """Where a queue says it queued deliveries, so that workers look for them at once."""
+    return f"{queue_name}:queued"
+
+
 class ArqQueue:
-    def __init__(self, redis: ArqRedis) -> None:
+    def __init__(self, redis: ArqRedis, queue_name: str) -> None:
         self.redis = redis
+        self._work_channel = work_channel(queue_name)
 
     async def enqueue(self, jobs: Iterable[DispatchJob]) -> None:
         # Concurrently: a fan-out of 50 would otherwise wait for 50 Redis round trips in turn.
-        await asyncio.gather(
+        queued = await asyncio.gather(
             *(
                 self.redis.enqueue_job(
                     DISPATCH, invocation_id, _job_id=f"{DISPATCH}:{invocation_id}:{attempts}"
@@ -55,6 +61,8 @@ class ArqQueue:
                 for invocation_id, attempts in jobs
             )
         )
+        if queued:
+            await self.redis.publish(self._work_channel, "1")
 
     async def schedule_expiry(self, invocation_id: str, deadline: datetime) -> None:
         await self.redis.enqueue_job(
