@@ -91,8 +91,8 @@ class Settings:
     # Distributed mode: with a Redis URL, API processes enqueue and `gateway worker` delivers.
     redis_url: str = ""
     queue_name: str = "gateway"
-    # How often an idle worker polls Redis for jobs, in seconds: the delay a job may wait
-    # before a worker sees it (arq has no push), for one small Redis query per poll.
+    # The shortest spacing of a busy worker's polls of Redis for jobs, in seconds. An idle
+    # worker polls when told that work was queued, and every worker.IDLE_POLL otherwise.
     worker_poll_delay: float = 0.005
     log_level: str = "INFO"
     host: str = "127.0.0.1"
