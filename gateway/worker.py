@@ -58,11 +58,14 @@ class _Worker(Worker):
         self._look.clear()
         await super()._poll_iteration()
 
+    def _release_sem_dec_counter_on_complete(self) -> None:
+        super()._release_sem_dec_counter_on_complete()
+        self._look.set()  # a job slot is free: look for what waits
+
 
 async def start_delivery(ctx: dict[str, Any], invocation_id: str) -> None:
     deliveries: DeliveryPool = ctx["deliveries"]
     await deliveries.start(invocation_id)
-    ctx["look"].set()  # this job's end frees a job slot: look for what waits
 
 
 async def expire(ctx: dict[str, Any], invocation_id: str) -> None:
@@ -81,7 +84,7 @@ def create_worker(settings: Settings) -> Worker:
     async def startup(ctx: dict[str, Any]) -> None:
         rt = await stack.enter_async_context(open_runtime(settings, "worker"))
         rt.notifier.on_work_queued(look.set)
-        ctx["runtime"], ctx["look"] = rt, look
+        ctx["runtime"] = rt
         ctx["deliveries"] = deliveries = DeliveryPool(
             lambda invocation_id: deliver(rt, invocation_id), settings.dispatch_concurrency
         )

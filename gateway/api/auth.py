@@ -55,6 +55,7 @@ async def authorize(request: Request, any_of: Sequence[str]) -> None:
     if not claims.scopes.intersection(any_of):
         raise Forbidden(f"the access token lacks the scope this needs: one of {', '.join(any_of)}")
     request.state.client_id = claims.client_id
+    request.state.scopes = claims.scopes
 
 
 async def _within_rate(rt: Runtime, client_id: str) -> None:

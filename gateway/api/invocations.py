@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -21,6 +23,7 @@ from gateway.runtime import Runtime
 from gateway.usecases import callbacks, raise_trigger, statuses
 
 MAX_WAIT_SECONDS = 30
+log = logging.getLogger("gateway.start")
 
 
 def _invocations_response(rt: Runtime, created: list[raise_trigger.Started]) -> Response:
@@ -32,6 +35,11 @@ def _invocations_response(rt: Runtime, created: list[raise_trigger.Started]) -> 
 @requires("invocations:start")
 async def start_invocation(request: Request) -> Response:
     wait = preferred_wait(request.headers.getlist("prefer"))  # refused before anything is created
+    if wait is not None and "invocations:read" not in request.state.scopes:
+        raise Forbidden(
+            "Prefer: wait answers with the invocations' statuses, which needs the invocations:read "
+            "scope; start without it, or with a client that has that scope"
+        )
     spec = await body(request, StartInvocationIn)
     rt = runtime(request)
     created = await raise_trigger.start(
@@ -46,7 +54,12 @@ async def start_invocation(request: Request) -> Response:
     if wait is None or not created:
         return _invocations_response(rt, created)
     # RFC 7240: the answer itself, once every invocation is final or the wait is over.
-    ended = await statuses.get_all(rt, [inv.id for inv in created], wait)
+    try:
+        ended = await statuses.get_all(rt, [inv.id for inv in created], wait)
+    except Exception:
+        # They are committed: answer with their ids rather than a 500 a producer would retry.
+        log.warning("reading the statuses a start waited for failed; answering without them", exc_info=True)
+        return _invocations_response(rt, created)
     return JSONResponse([status_out(inv) for inv in ended], headers={"Preference-Applied": f"wait={wait}"})
 
 
@@ -58,7 +71,9 @@ def preferred_wait(headers: list[str]) -> int | None:
             if name.strip().lower() != "wait":
                 continue
             value = value.strip().strip('"')
-            if not (value.isascii() and value.isdigit() and int(value) <= MAX_WAIT_SECONDS):
+            # Two digits at most: int() of thousands of them is a ValueError, and costly.
+            whole = value.isascii() and value.isdigit() and len(value) <= 2
+            if not (whole and int(value) <= MAX_WAIT_SECONDS):
                 raise Invalid(
                     f"Prefer: wait must be whole seconds from 0 to {MAX_WAIT_SECONDS}, not {value[:20]!r}"
                 )

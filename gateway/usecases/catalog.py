@@ -5,7 +5,9 @@ trip (profiled). Every use case that changes them calls ``changed`` after its co
 process forgets what it cached at once, and the notifier tells the other processes (over
 Redis in distributed mode; a process that may have missed a message forgets everything).
 Entries also live at most MAX_AGE seconds, the bound on staleness should a message be lost
-all the same. A read that raced a change is not kept.
+all the same. A read that raced a change is not kept, nor is a trigger that does not exist
+(another process may have just created it), and a caller that misses a subscription in a
+cached entry reads once more past the cache.
 
 The cached rows are detached: the use cases read them and never change them.
 """
@@ -23,7 +25,6 @@ from gateway.domain.model import Subscription, Trigger
 from gateway.runtime import Runtime, best_effort
 
 MAX_AGE = 10.0  # seconds
-# Unknown trigger ids are remembered too (a 404 costs no statement), so the entries are bounded.
 MAX_ENTRIES = 10_000
 
 
@@ -40,20 +41,22 @@ class Entry:
 class Catalog:
     def __init__(self, sessions: Sessions) -> None:
         self._sessions = sessions
-        self._entries: dict[str, tuple[Entry | None, float]] = {}
+        self._entries: dict[str, tuple[Entry, float]] = {}
         self._generation = 0
 
-    async def trigger(self, trigger_id: str) -> Entry | None:
-        """The trigger with its subscriptions, or None if there is no such trigger."""
+    async def trigger(self, trigger_id: str, *, fresh: bool = False) -> Entry | None:
+        """The trigger with its subscriptions, or None if there is no such trigger. A trigger
+        that does not exist is not remembered, nor is a read that raced a change; ``fresh``
+        reads past the cache, for a caller whose cached entry lacked what it looked for."""
         if not TRIGGER_ID.fullmatch(trigger_id):  # PostgreSQL refuses some (a NUL): never ask
             return None
         now = time.monotonic()
         cached = self._entries.get(trigger_id)
-        if cached is not None and now - cached[1] < MAX_AGE:
+        if cached is not None and now - cached[1] < MAX_AGE and not fresh:
             return cached[0]
         generation = self._generation
         entry = await self._read(trigger_id)
-        if generation == self._generation:
+        if entry is not None and generation == self._generation:
             if len(self._entries) >= MAX_ENTRIES:
                 self._entries.clear()
             self._entries[trigger_id] = (entry, now)

@@ -6,6 +6,7 @@ winner sends, and only the attempt that sent may record its outcome.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -28,12 +29,28 @@ async def deliver(rt: Runtime, invocation_id: str) -> None:
     inv = await rt.invocations.claim(invocation_id, utcnow())
     if inv is None:
         return
-    run = await runs.context(rt.invocations, inv)
-    entry = await rt.catalog.trigger(inv.trigger_id)
-    sub = None if entry is None else entry.subscription(inv.subscription_id)
-    target = None if entry is None or sub is None else (sub, entry.trigger)
+    try:
+        run = await runs.context(rt.invocations, inv)
+        target = await _target(rt, inv)
+    except BaseException:
+        # Nothing was sent: give the claim back rather than leave it to the sweep's grace
+        # and spend an attempt (if this fails too, the sweep still delivers it).
+        with contextlib.suppress(Exception):
+            await rt.invocations.release(inv)
+        raise
     outcome = await _send(rt, inv, target, run)
     await _record(rt, inv, outcome)
+
+
+async def _target(rt: Runtime, inv: Invocation) -> tuple[Subscription, Trigger] | None:
+    """The invocation's subscription and trigger; None if the subscription was deleted. A
+    miss is read again past the cache: another process's change may not have reached it."""
+    for fresh in (False, True):
+        entry = await rt.catalog.trigger(inv.trigger_id, fresh=fresh)
+        sub = None if entry is None else entry.subscription(inv.subscription_id)
+        if entry is not None and sub is not None:
+            return sub, entry.trigger
+    return None
 
 
 async def _send(

@@ -54,6 +54,8 @@ async def start(
     with no session open (a check too costly for the event loop runs in a thread, and must
     not hold SQLite's one connection meanwhile), then writes."""
     entry = await rt.catalog.trigger(trigger_id)
+    if entry is not None and not set(subscription_ids or ()) <= {sub.id for sub in entry.subscriptions}:
+        entry = await rt.catalog.trigger(trigger_id, fresh=True)  # one may have just been created
     if entry is None:
         raise missing(Trigger, trigger_id, "; GET /triggers lists them")
     trigger = entry.trigger

@@ -227,3 +227,19 @@ async def test_on_sqlite_concurrent_writes_share_commits_and_one_writes_error_is
     assert outcomes[1] is None and outcomes[2] is True
     assert (await orm_read(engine, fresh["id"])).status == Status.PENDING
     assert (await orm_read(engine, rows[1]["id"])).status == Status.COMPLETED
+
+
+async def test_on_sqlite_a_write_that_cannot_run_fails_its_caller_and_the_next_recovers(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    store = InvocationStore(sqlite_engine)
+    row = new_row()
+    await store.insert([row])
+    await asyncio.sleep(0.05)  # the insert's connection is back in the pool
+    assert store._sqlite is not None
+    store._sqlite.close()  # behind the pool's back
+    with pytest.raises(sqlite3.ProgrammingError):
+        await asyncio.wait_for(store.claim(row["id"], utcnow()), 5)
+    # The pool replaced the closed connection: the next write goes through.
+    claimed = await asyncio.wait_for(store.claim(row["id"], utcnow()), 5)
+    assert claimed is not None and claimed.status == Status.DISPATCHING

@@ -60,7 +60,7 @@ async def test_a_malformed_wait_is_refused_before_anything_is_created_and_no_hea
 ) -> None:
     await gateway.create_trigger("t:plain")
     await gateway.subscribe("t:plain", subscriber.endpoint("sync", answer(200, {})))
-    for bad in ("wait=31", "wait=abc", "wait=", "wait=-1", "wait=1.5", "wait=²"):
+    for bad in ("wait=31", "wait=abc", "wait=", "wait=-1", "wait=1.5", "wait=²", "wait=" + "9" * 5000):
         response = await gateway.http.post(
             START, json={"triggerId": "t:plain", "input": {}}, headers={b"Prefer": bad.encode("latin-1")}
         )
@@ -74,3 +74,24 @@ async def test_a_malformed_wait_is_refused_before_anything_is_created_and_no_hea
     assert "preference-applied" not in plain.headers
     [created] = plain.json()
     assert set(created) >= {"id", "secret"}  # the Invocation document, not a status
+
+
+async def test_waiting_for_statuses_needs_the_scope_that_reads_them(
+    gateway: GatewayClient, subscriber: Subscriber
+) -> None:
+    await gateway.create_trigger("t:scoped")
+    await gateway.subscribe("t:scoped", subscriber.endpoint("sync", answer(200, {"secret": "output"})))
+    created = await gateway.http.post("/beta/api-clients", json={"scopes": ["invocations:start"]})
+    assert created.status_code == 201, created.text
+    client = created.json()
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": client["clientId"],
+        "client_secret": client["clientSecret"],
+    }
+    token = (await gateway.http.post("/oauth/token", data=form)).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}", "Prefer": "wait=5"}
+    refused = await gateway.http.post(START, json={"triggerId": "t:scoped", "input": {}}, headers=headers)
+    assert refused.status_code == 403, refused.text
+    assert "invocations:read" in refused.json()["messages"][0]["text"]
+    assert subscriber.count() == 0  # nothing was started

@@ -9,6 +9,7 @@ import base64
 import pytest
 
 from gateway.domain.errors import Invalid, NotFound
+from gateway.usecases import runs
 from tests.servers import Received, Subscriber, answer
 from tests.usecases.conftest import OpenDriver
 from tests.usecases.driver import Document, Driver
@@ -231,3 +232,23 @@ async def test_an_answer_that_is_not_http_fails_once(app: Driver) -> None:
     message = status["completeInvocationInput"]["localizedError"]["message"]
     assert f"could not deliver to http://127.0.0.1:{port}/hook" in message
     assert "s3cr3t" not in message  # the query string may carry credentials
+
+
+async def test_a_delivery_that_fails_before_sending_gives_its_claim_back(
+    app: Driver, subscriber: Subscriber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading what a delivery needs after its claim can fail (a database blip): the
+    invocation goes back to PENDING without spending an attempt, not to the sweep's grace."""
+    await app.stop_loops()  # nothing else may deliver it meanwhile
+    await app.create_trigger("t:blip", type="FIRE_AND_FORGET")
+    await app.subscribe("t:blip", subscriber.endpoint("ok", answer(204, None)))
+
+    async def blip(*_: object) -> dict[str, object]:
+        raise ConnectionError("database blip")
+
+    monkeypatch.setattr(runs, "context", blip)
+    [invocation] = await app.start("t:blip", {})
+    await app.settled()
+    status = await app.status(invocation["id"])
+    assert (status["status"], status["attempts"]) == ("PENDING", 0)
+    assert subscriber.count() == 0

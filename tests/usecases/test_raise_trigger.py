@@ -142,3 +142,22 @@ async def test_a_filter_or_tenant_path_saved_before_re2_fails_only_what_it_must(
     with pytest.raises(Invalid) as refused:
         await app.start("t:old", {"name": "a"})
     assert "tenantIdPath" in refused.value.message and "PUT /triggers/t:old" in refused.value.message
+
+
+async def test_a_subscription_the_cached_catalog_lacks_is_read_again_before_a_refusal(
+    app: Driver, subscriber: Subscriber
+) -> None:
+    """Another process's new subscription may not have reached this one's cache yet (its
+    Redis message lost): naming it reads the catalog again instead of refusing it."""
+    await app.create_trigger("t:cached", type="FIRE_AND_FORGET")
+    first = await app.subscribe("t:cached", subscriber.endpoint("first", answer(204, None)))
+    await app.start("t:cached", {})  # the trigger and its one subscription are cached now
+    async with app.rt.sessions() as session:  # as another process would, announcing nothing
+        stored = await session.get(Subscription, first["id"])
+        assert stored is not None
+        copy = Subscription.model_validate({**stored.model_dump(), "id": "not-announced", "name": "second"})
+        session.add(copy)
+        await session.commit()
+    [created] = await app.test("t:cached", input={}, subscriptionIds=["not-announced"])
+    status = await app.final_status(created["id"])
+    assert (status["subscriptionId"], status["status"]) == ("not-announced", "COMPLETED")

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import bindparam, event, insert, or_, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -87,6 +89,19 @@ class _Prepared:
         return inv
 
 
+@asynccontextmanager
+async def _invalidated_if_broken(connection: AsyncConnection, raw: Any) -> AsyncIterator[None]:
+    """The raw asyncpg calls bypass SQLAlchemy's error handling: a connection that broke (a
+    PostgreSQL restart) or was left mid-statement (a cancelled task) must not go back to the
+    pool for the next caller."""
+    try:
+        yield
+    except BaseException as exc:
+        if raw.is_closed() or not isinstance(exc, asyncpg.PostgresError):
+            await connection.invalidate()
+        raise
+
+
 def _returned_names(statement: Any) -> list[str]:
     """The columns the statement returns, in its order."""
     dml = isinstance(statement, Insert | Update)
@@ -129,22 +144,54 @@ class _Write:
 
 
 def _run_batch(connection: sqlite3.Connection, writes: Sequence[_Write]) -> None:
-    """Run the writes in one transaction and commit once. If it fails, each runs alone, so
-    that one write's error is its own. Never yields to the loop."""
+    """Run the writes in one transaction and commit once; every write's ``done`` is resolved,
+    whatever happens. Never yields to the loop.
+
+    If a statement is refused (a duplicate id, say), the writes run again one by one, so
+    that the error is that write's own. Any other error (I/O, a locked or closed database)
+    fails the whole batch: running each again would only meet it again."""
     try:
         results = [_run(connection, write) for write in writes]
         connection.commit()
+    except sqlite3.IntegrityError as exc:
+        if not _rolled_back(connection, writes, exc):
+            return
+        if len(writes) == 1:
+            _fail(writes, exc)
+            return
+        for write in writes:
+            _run_batch(connection, [write])
+        return
     except Exception as exc:
-        connection.rollback()
-        if len(writes) > 1:
-            for write in writes:
-                _run_batch(connection, [write])
-        elif not writes[0].done.done():
-            writes[0].done.set_exception(exc)
+        if _rolled_back(connection, writes, exc):
+            _fail(writes, exc)
         return
     for write, rows in zip(writes, results, strict=True):
         if not write.done.done():
             write.done.set_result(rows)
+
+
+def _rolled_back(connection: sqlite3.Connection, writes: Sequence[_Write], error: Exception) -> bool:
+    try:
+        connection.rollback()
+    except Exception:
+        _fail(writes, error)
+        return False
+    return True
+
+
+def _closed(connection: sqlite3.Connection) -> bool:
+    try:
+        connection.total_changes  # noqa: B018 (any attribute read raises once it is closed)
+    except sqlite3.ProgrammingError:
+        return True
+    return False
+
+
+def _fail(writes: Sequence[_Write], error: BaseException) -> None:
+    for write in writes:
+        if not write.done.done():
+            write.done.set_exception(error)
 
 
 def _run(connection: sqlite3.Connection, write: _Write) -> Rows:
@@ -182,6 +229,17 @@ class InvocationStore:
                 error=bindparam("error"),
                 completed=bindparam("completed"),
             )
+            .returning(_C.id),
+            dialect,
+        )
+        self._release = _Prepared.of(
+            update(_TABLE)
+            .where(
+                _C.id == bindparam("invocation_id"),
+                _C.status == Status.DISPATCHING.value,
+                _C.attempts == bindparam("attempt"),
+            )
+            .values(status=Status.PENDING.value, dispatched_at=None, attempts=_C.attempts - 1)
             .returning(_C.id),
             dialect,
         )
@@ -227,6 +285,11 @@ class InvocationStore:
         }
         return bool(await self._write(self._record, [values]))
 
+    async def release(self, inv: Invocation) -> bool:
+        """Undo ``inv``'s claim (DISPATCHING -> PENDING, the attempt not counted), if nothing
+        was sent and it is still this attempt's."""
+        return bool(await self._write(self._release, [{"invocation_id": inv.id, "attempt": inv.attempts}]))
+
     async def read(self, invocation_id: str) -> Invocation | None:
         if "\x00" in invocation_id:  # PostgreSQL's text cannot hold it: no row has it
             return None
@@ -255,7 +318,8 @@ class InvocationStore:
             raw = await self._driver_connection(connection)
             if isinstance(raw, sqlite3.Connection):
                 return raw.execute(statement.sql, parameters).fetchall()
-            return list(await raw.fetch(statement.sql, *parameters))
+            async with _invalidated_if_broken(connection, raw):
+                return list(await raw.fetch(statement.sql, *parameters))
 
     async def _write(self, statement: _Prepared, runs: Sequence[Mapping[str, Any]]) -> Rows:
         """Run ``statement`` once per values in ``runs``, in one transaction. SQLite: with the
@@ -265,11 +329,12 @@ class InvocationStore:
         if self._engine.dialect.name != "sqlite":
             async with self._engine.connect() as connection:
                 raw = await self._driver_connection(connection)
-                if len(parameters) > 1:  # an insert: returns nothing
-                    async with raw.transaction():
-                        await raw.executemany(statement.sql, parameters)
-                    return []
-                return list(await raw.fetch(statement.sql, *parameters[0]))
+                async with _invalidated_if_broken(connection, raw):
+                    if len(parameters) > 1:  # an insert: returns nothing
+                        async with raw.transaction():
+                            await raw.executemany(statement.sql, parameters)
+                        return []
+                    return list(await raw.fetch(statement.sql, *parameters[0]))
         write = _Write(statement, parameters, asyncio.get_running_loop().create_future())
         self._pending.append(write)
         if self._flusher is None:
@@ -277,24 +342,32 @@ class InvocationStore:
         return await write.done
 
     async def _flush(self) -> None:
-        """Commit what is queued, batch after batch, until nothing is."""
+        """Commit what is queued, batch after batch, until nothing is. Every write taken
+        into a batch is resolved, with its rows or an error."""
         try:
             while self._pending:
-                idle = self._idle_sqlite()
-                if idle is not None:
-                    batch, self._pending = self._pending, []
-                    _run_batch(idle, batch)
-                    continue
+                batch: list[_Write] = []
                 try:
+                    idle = self._idle_sqlite()
+                    if idle is not None:
+                        batch, self._pending = self._pending, []
+                        _run_batch(idle, batch)
+                        continue
                     async with self._engine.connect() as connection:
                         raw = await self._driver_connection(connection)
                         batch, self._pending = self._pending, []
+                        if _closed(raw):  # behind the pool's back: let it make another
+                            self._sqlite = None
+                            await connection.invalidate()
+                            raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
                         _run_batch(raw, batch)
-                except Exception as exc:  # no connection: every queued write fails with it
-                    batch, self._pending = self._pending, []
-                    for write in batch:
-                        if not write.done.done():
-                            write.done.set_exception(exc)
+                except BaseException as exc:  # no connection, or cancelled at shutdown
+                    if not batch:  # it failed before taking a batch: fail what waits
+                        batch, self._pending = self._pending, []
+                    stopped = ConnectionError("the invocation store stopped before this write")
+                    _fail(batch, exc if isinstance(exc, Exception) else stopped)
+                    if not isinstance(exc, Exception):
+                        raise
         finally:
             self._flusher = None
 
@@ -303,9 +376,9 @@ class InvocationStore:
         until this task yields)."""
         idle = self._sqlite
         pool: Any = self._engine.sync_engine.pool
-        if idle is not None and pool.checkedout() == 0 and not idle.in_transaction:
-            return idle
-        return None
+        if idle is None or pool.checkedout() != 0 or _closed(idle) or idle.in_transaction:
+            return None
+        return idle
 
     async def _driver_connection(self, connection: AsyncConnection) -> Any:
         """The checked-out connection's driver: sqlite3's, or asyncpg's."""
