@@ -214,35 +214,23 @@ class InvocationStore:
             .returning(*_TABLE.columns),
             dialect,
         )
-        # Only the attempt that claimed it records its outcome: not one a sweep started again,
-        # and not after a callback completed it while the acknowledgement was on its way.
-        self._record = _Prepared.of(
-            update(_TABLE)
-            .where(
-                _C.id == bindparam("invocation_id"),
-                _C.status == Status.DISPATCHING.value,
-                _C.attempts == bindparam("attempt"),
-            )
-            .values(
-                status=bindparam("status"),
-                output=bindparam("output"),
-                error=bindparam("error"),
-                completed=bindparam("completed"),
-            )
-            .returning(_C.id),
-            dialect,
+        # Only the attempt that claimed it records its outcome (or gives the claim back): not
+        # one a sweep started again, nor after a callback completed it meanwhile.
+        this_attempt = update(_TABLE).where(
+            _C.id == bindparam("invocation_id"),
+            _C.status == Status.DISPATCHING.value,
+            _C.attempts == bindparam("attempt"),
         )
-        self._release = _Prepared.of(
-            update(_TABLE)
-            .where(
-                _C.id == bindparam("invocation_id"),
-                _C.status == Status.DISPATCHING.value,
-                _C.attempts == bindparam("attempt"),
-            )
-            .values(status=Status.PENDING.value, dispatched_at=None, attempts=_C.attempts - 1)
-            .returning(_C.id),
-            dialect,
-        )
+        outcome: dict[str, Any] = {
+            name: bindparam(name) for name in ("status", "output", "error", "completed")
+        }
+        self._record = _Prepared.of(this_attempt.values(outcome).returning(_C.id), dialect)
+        given_back: dict[str, Any] = {
+            "status": Status.PENDING.value,
+            "dispatched_at": None,
+            "attempts": _C.attempts - 1,
+        }
+        self._release = _Prepared.of(this_attempt.values(given_back).returning(_C.id), dialect)
         self._read_one = _Prepared.of(select(_TABLE).where(_C.id == bindparam("invocation_id")), dialect)
         self._run_members = _Prepared.of(
             select(_TABLE).where(_C.run_id == bindparam("run_id")).order_by(_C.created, _C.id), dialect
