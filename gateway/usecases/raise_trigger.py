@@ -97,6 +97,7 @@ async def raise_run(
 ) -> Started:
     """One invocation for one subscription, raised by a webhook or a manual run: no filter
     or option applies."""
+    chain = await _chain(rt, caused_by)  # before the session: the store uses its connection
     async with rt.sessions() as session:
         target = (
             await session.execute(
@@ -110,7 +111,6 @@ async def raise_run(
         sub, trigger = target
         if not sub.enabled:
             raise Conflict(f"subscription {subscription_id} is disabled; enable it first (PATCH /enabled)")
-        chain = await _chain_in(session, caused_by)
         origin = Origin(source, tenant_id, None, chain, headers)
         row = run_row(rt, trigger, sub, payload, origin, utcnow())
         await insert_invocations(session, [row])
@@ -226,17 +226,10 @@ def tenant_of(trigger: Trigger, input: dict[str, Any]) -> str | None:
 
 
 async def _chain(rt: Runtime, caused_by: str | None) -> list[str] | None:
-    if caused_by is None:
-        return None
-    async with rt.sessions() as session:
-        return await _chain_in(session, caused_by)
-
-
-async def _chain_in(session: AsyncSession, caused_by: str | None) -> list[str] | None:
     """The invocations behind a start whose request carried the X-Invocation-Id header."""
     if caused_by is None:
         return None
-    parent = await session.get(Invocation, caused_by)
+    parent = await rt.invocations.read(caused_by)
     return [*(parent.chain or []), caused_by] if parent is not None else [caused_by]
 
 

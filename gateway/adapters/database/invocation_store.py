@@ -247,7 +247,7 @@ class InvocationStore:
         if dialect.name == "sqlite":
             event.listen(engine.sync_engine.pool, "connect", self._connected)
             for closing in ("close", "invalidate", "detach"):
-                event.listen(engine.sync_engine.pool, closing, self._closed)
+                event.listen(engine.sync_engine.pool, closing, self._forget_connection)
 
     async def insert(self, rows: Sequence[NewInvocation]) -> None:
         """Insert a start's invocations in one transaction."""
@@ -379,5 +379,5 @@ class InvocationStore:
     def _connected(self, dbapi_connection: Any, _record: Any) -> None:
         self._sqlite = dbapi_connection.driver_connection.sqlite
 
-    def _closed(self, _dbapi_connection: Any, _record: Any, *_: Any) -> None:
+    def _forget_connection(self, _dbapi_connection: Any, _record: Any, *_: Any) -> None:
         self._sqlite = None
