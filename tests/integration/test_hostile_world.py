@@ -39,7 +39,9 @@ from tests.services import Store, stored_bytes
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 T = TypeVar("T")
 
-PROBE_LIMIT = 0.2  # seconds: what the design promises a concurrent request, with a margin
+# Seconds: what the design promises a concurrent request, with a margin for what the machine
+# and this process (its garbage collector, pytest's own work) add while holding nothing.
+PROBE_LIMIT = 0.5
 PAUSE = 0.02  # between probes
 CATASTROPHIC = "(a+)+$"  # on Python's re: each extra 'a' before the '!' doubles the time
 LONG_NO_MATCH = "a" * 5000 + "!"
@@ -107,8 +109,9 @@ async def loop_stays_free(gateway: GatewayClient, attack: Awaitable[T]) -> T:
         during = await slowest(task.done)
         result = await task
     # What the machine's own load adds comes on top: with two CPU hogs beside the suite, a
-    # probe took 61 ms before an attack and 238 ms during one that held nothing. A held loop
-    # shows as seconds (the attacks here held it 3 to 10 s before they were fixed).
+    # probe took 61 ms before an attack and 238 ms during one that held nothing; in a CI run,
+    # 18 ms before and 337 ms during a webhook call that passed 5 times in 5 beside two hogs.
+    # A held loop shows as seconds (the attacks here held it 3 to 10 s before they were fixed).
     limit = PROBE_LIMIT + 2 * busy
     assert during < limit, (
         f"GET /health took {during * 1000:.0f} ms during the attack ({busy * 1000:.0f} before)"
