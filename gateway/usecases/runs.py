@@ -44,10 +44,6 @@ class Lane(NamedTuple):
     tenant_id: str | None
 
 
-def lane_of(inv: Invocation) -> Lane:
-    return Lane(inv.subscription_id, inv.tenant_id)
-
-
 def _in_lane(lane: Lane) -> ColumnElement[bool]:
     tenant = col(Invocation.tenant_id)
     same_tenant = tenant.is_(None) if lane.tenant_id is None else tenant == lane.tenant_id
