@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import secrets
@@ -14,6 +15,9 @@ from gateway.adapters.outbound.target_policy import parse_networks
 
 PREFIX = "GATEWAY_"
 MIN_KEY_LENGTH = 32
+# A retry schedule's bounds: a week between two attempts, 50 attempts in all.
+MAX_RETRY_DELAY = 7 * 86400.0
+MAX_RETRIES = 50
 BOOLEANS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
 
@@ -85,6 +89,16 @@ class Settings:
     # (a first trigger goes whatever its size); the rest go into the run after it.
     max_bundle: int = 100
     max_bundle_bytes: int = 4 * 1024 * 1024
+    # Fire-and-forget deliveries that failed for a reason worth trying again (no connection,
+    # no answer in time, 408, 429, 5xx) are tried again after each of these delays in turn,
+    # in seconds after the attempt before (Svix's schedule: 8 attempts over 27 hours), each
+    # within plus or minus retry_jitter of itself (0: exactly). Empty: one attempt only.
+    # Request-response deliveries are tried again only when nothing was sent, and only
+    # before their deadline. A Retry-After on a 429 or 503 delays the next attempt to at
+    # least that time, at most retry_after_max seconds away.
+    retry_schedule: str = "5,300,1800,7200,18000,36000,36000"
+    retry_jitter: float = 0.2
+    retry_after_max: float = 3600.0
     bootstrap_client_id: str = ""
     bootstrap_client_secret: str = ""
     triggers_file: str = ""
@@ -188,6 +202,35 @@ class Settings:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be 0 (no limit) or more failures")
         if not math.isfinite(self.failure_window) or self.failure_window <= 0:
             raise SettingsError("GATEWAY_FAILURE_WINDOW must be a positive number of seconds")
+        self.retry_delays  # noqa: B018 (raises SettingsError for a schedule it cannot parse)
+        if not (math.isfinite(self.retry_jitter) and 0 <= self.retry_jitter < 1):
+            raise SettingsError(
+                "GATEWAY_RETRY_JITTER must be from 0 (none) to less than 1 (a fraction of each delay)"
+            )
+        if not math.isfinite(self.retry_after_max) or self.retry_after_max < 0:
+            raise SettingsError("GATEWAY_RETRY_AFTER_MAX must be 0 or more seconds")
+
+    @functools.cached_property
+    def retry_delays(self) -> tuple[float, ...]:
+        """GATEWAY_RETRY_SCHEDULE's delays, in seconds."""
+        parts = [part.strip() for part in self.retry_schedule.split(",")]
+        if parts == [""]:
+            return ()
+        try:
+            delays = tuple(float(part) for part in parts)
+        except ValueError:
+            delays = ()
+        if len(delays) != len(parts) or not all(
+            math.isfinite(d) and 0 <= d <= MAX_RETRY_DELAY for d in delays
+        ):
+            raise SettingsError(
+                "GATEWAY_RETRY_SCHEDULE must be comma-separated delays in seconds, each from 0 to "
+                f"{MAX_RETRY_DELAY:g} (e.g. 5,300,1800), or empty for no retries; "
+                f"got {self.retry_schedule[:80]!r}"
+            )
+        if len(delays) > MAX_RETRIES:
+            raise SettingsError(f"GATEWAY_RETRY_SCHEDULE may hold at most {MAX_RETRIES} delays")
+        return delays
 
     @property
     def signing_keys(self) -> list[str]:

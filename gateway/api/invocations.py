@@ -15,12 +15,13 @@ from gateway.domain.documents import (
     CompleteInvocationIn,
     StartInvocationIn,
     TestInvocationIn,
+    attempt_out,
     invocation_out,
     status_out,
 )
 from gateway.domain.errors import Forbidden, Invalid, TooManyRequests
 from gateway.runtime import Runtime
-from gateway.usecases import callbacks, raise_trigger, statuses
+from gateway.usecases import callbacks, raise_trigger, replay, statuses
 
 MAX_WAIT_SECONDS = 30
 log = logging.getLogger("gateway.start")
@@ -125,6 +126,19 @@ async def get_status(request: Request) -> Response:
     wait = _wait_seconds(request.query_params.get("waitSeconds"))
     inv = await statuses.get(runtime(request), request.path_params["id"], wait)
     return JSONResponse(status_out(inv))
+
+
+@requires("invocations:read")
+async def list_attempts(request: Request) -> Response:
+    query = list_query(request, statuses.ATTEMPTS_LISTABLE)
+    logged, total = await statuses.attempts(runtime(request), request.path_params["id"], query)
+    return page([attempt_out(attempt) for attempt in logged], total)
+
+
+@requires("invocations:start")
+async def replay_invocation(request: Request) -> Response:
+    inv = await replay.invocation(runtime(request), request.path_params["id"])
+    return JSONResponse(status_out(inv), status_code=202)
 
 
 def _wait_seconds(raw: str | None) -> float:

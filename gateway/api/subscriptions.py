@@ -10,10 +10,17 @@ from starlette.responses import Response
 from gateway.api.auth import requires
 from gateway.api.requests import body, caused_by, list_query, read_json, runtime
 from gateway.api.responses import NO_STORE, JSONResponse, page
-from gateway.domain.documents import RunIn, SubscriptionIn, ValidateFilterIn, invocation_out, subscription_out
+from gateway.domain.documents import (
+    ReplayIn,
+    RunIn,
+    SubscriptionIn,
+    ValidateFilterIn,
+    invocation_out,
+    subscription_out,
+)
 from gateway.domain.jsonpath_filter import validate_filter
-from gateway.domain.model import Source
-from gateway.usecases import raise_trigger, subscriptions, webhooks
+from gateway.domain.model import Source, Status
+from gateway.usecases import raise_trigger, replay, subscriptions, webhooks
 
 MANAGE = "triggers:manage"
 
@@ -84,6 +91,15 @@ async def run_subscription(request: Request) -> Response:
         caused_by=caused_by(request),
     )
     return JSONResponse(invocation_out(started, rt.keys.callback_secret(started.id)), status_code=202)
+
+
+@requires("invocations:start")
+async def replay_subscription(request: Request) -> Response:
+    """Deliver again every invocation of the subscription since a time, of the statuses named."""
+    spec = await body(request, ReplayIn)
+    statuses = {Status(name) for name in spec.statuses}
+    replayed = await replay.subscription(runtime(request), request.path_params["id"], spec.since, statuses)
+    return JSONResponse({"replayed": replayed}, status_code=202)
 
 
 @requires(MANAGE)

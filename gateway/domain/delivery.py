@@ -9,6 +9,7 @@ usecases/deliver turns the Outcome into a state transition.
 from __future__ import annotations
 
 import base64
+import enum
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,15 +35,42 @@ class Delivery:
     fire_and_forget: bool
 
 
+class Failure(enum.StrEnum):
+    """Why an attempt failed, as far as trying it again goes (domain/retries.py)."""
+
+    UNSENT = "unsent"  # no connection was made: nothing reached the subscriber
+    TRANSIENT = "transient"  # no answer in time, 408, 429, 5xx, a dropped connection
+    GONE = "gone"  # 410: the subscriber wants no more deliveries
+    PERMANENT = "permanent"  # anything else: trying again would fail again
+
+
+# HTTP answers that say "not now" rather than "no".
+TRANSIENT_STATUSES = frozenset({408, 429})
+
+
 @dataclass(frozen=True)
 class Outcome:
     kind: Literal["completed", "awaiting", "failed"]
     output: Any = None
     error: str | None = None
+    failure: Failure | None = None  # set when it failed
+    # The answer, as the attempt log keeps it (None when there was none).
+    status_code: int | None = None
+    excerpt: str | None = None
+    retry_after: str | None = None  # the Retry-After header of a 429 or 503
 
 
-def failed(error: str) -> Outcome:
-    return Outcome("failed", error=error)
+def failed(error: str, failure: Failure = Failure.PERMANENT) -> Outcome:
+    return Outcome("failed", error=error, failure=failure)
+
+
+def failure_of(status: int) -> Failure:
+    """What a non-2xx answer means for trying again."""
+    if status == 410:
+        return Failure.GONE
+    if status in TRANSIENT_STATUSES or status >= 500:
+        return Failure.TRANSIENT
+    return Failure.PERMANENT
 
 
 def callback_url(public_url: str, invocation_id: str) -> str:
@@ -99,7 +127,7 @@ def classify(delivery: Delivery, status: int, body: bytes) -> Outcome:
     """The answer table."""
     if not 200 <= status < 300:
         hint = " (redirects are not followed)" if 300 <= status < 400 else ""
-        return failed(f"the subscriber answered HTTP {status}{hint}")
+        return failed(f"the subscriber answered HTTP {status}{hint}", failure_of(status))
     if delivery.fire_and_forget:
         return Outcome("completed")
     if delivery.mode == DispatchMode.ASYNC:

@@ -11,7 +11,7 @@ import re
 from typing import Annotated, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from gateway.domain import strict_json
 from gateway.domain.clock import timestamp
@@ -19,6 +19,7 @@ from gateway.domain.model import (
     ANY_OPTION,
     ApiClient,
     AuthType,
+    DeliveryAttempt,
     Invocation,
     Status,
     Subscription,
@@ -190,6 +191,20 @@ class CompleteInvocationIn(WireModel):
     error: str | None = Field(default=None, max_length=4000)
 
 
+ReplayableStatus = Literal["FAILED", "EXPIRED", "COMPLETED"]
+
+
+def _failures() -> list[ReplayableStatus]:
+    return ["FAILED", "EXPIRED"]
+
+
+class ReplayIn(WireModel):
+    """Which invocations of a subscription to deliver again."""
+
+    since: AwareDatetime
+    statuses: list[ReplayableStatus] = Field(default_factory=_failures, min_length=1, max_length=3)
+
+
 Scope = Literal["triggers:manage", "invocations:start", "invocations:read", "clients:manage"]
 
 
@@ -248,6 +263,8 @@ def subscription_out(sub: Subscription, trigger_name: str | None) -> JsonObject:
         "name": sub.name,
         "description": sub.description,
         "enabled": sub.enabled,
+        # Extension: why the gateway disabled it (a 410 Gone), and when.
+        "disabledReason": sub.disabled_reason,
         "responseDeadline": sub.response_deadline,
         "filter": sub.filter,
         "httpConfig": http_config,
@@ -318,6 +335,7 @@ def status_out(inv: Invocation) -> JsonObject:
         "status": inv.status,
         "deadline": timestamp(inv.deadline),
         "attempts": inv.attempts,
+        "nextAttempt": timestamp(inv.next_attempt) if inv.status == Status.RETRYING else None,
         # How it was raised, for whom, and the run that carried it.
         "source": inv.source,
         "tenantId": inv.tenant_id,
@@ -325,6 +343,17 @@ def status_out(inv: Invocation) -> JsonObject:
         "headers": inv.headers,
         "runId": inv.run_id,
         "chain": inv.chain or [],
+    }
+
+
+def attempt_out(attempt: DeliveryAttempt) -> JsonObject:
+    return {
+        "attempt": attempt.attempt,
+        "started": timestamp(attempt.started),
+        "durationMs": attempt.duration_ms,
+        "statusCode": attempt.status_code,
+        "error": attempt.error,
+        "responseExcerpt": attempt.response_excerpt,
     }
 
 

@@ -72,6 +72,8 @@ class Status(enum.StrEnum):
     WAITING = "WAITING"
     PENDING = "PENDING"
     DISPATCHING = "DISPATCHING"
+    # An attempt failed in a way worth trying again: the next one is due at next_attempt.
+    RETRYING = "RETRYING"
     AWAITING_CALLBACK = "AWAITING_CALLBACK"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
@@ -89,7 +91,10 @@ class Status(enum.StrEnum):
 TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.EXPIRED, Status.BUNDLED, Status.SUPPRESSED})
 # The outcomes of a run, as a later run of the same subscription and tenant sees them.
 RUN_PHASES = {Status.COMPLETED: "succeeded", Status.FAILED: "failed", Status.EXPIRED: "timedOut"}
-IN_FLIGHT = frozenset({Status.PENDING, Status.DISPATCHING, Status.AWAITING_CALLBACK})
+IN_FLIGHT = frozenset({Status.PENDING, Status.DISPATCHING, Status.RETRYING, Status.AWAITING_CALLBACK})
+# What a replay may deliver again (COMPLETED only for fire-and-forget: a request-response
+# invocation's output was accepted, and a second one would contradict it).
+REPLAYABLE = frozenset({Status.FAILED, Status.EXPIRED, Status.COMPLETED})
 
 
 # The trigger option that takes every option, and the starts that name none.
@@ -166,6 +171,9 @@ class Subscription(SQLModel, table=True):
     # The inbound webhook URL's token is signed over the id and this nonce: a new nonce
     # revokes the old URL, none means no webhook. The nonce alone forges nothing.
     webhook_nonce: str | None = Field(default=None, max_length=64)
+    # Why the gateway disabled it (the subscriber answered 410 Gone), and when; cleared when
+    # it is enabled again.
+    disabled_reason: str | None = None
     created: datetime = _time()
     modified: datetime = _time()
 
@@ -177,6 +185,7 @@ class Invocation(SQLModel, table=True):
         Index("ix_invocations_status_queued", "status", "queued_at"),
         # A subscription's runs per tenant: the one in flight, the last one, the waiting ones.
         Index("ix_invocations_lane", "subscription_id", "tenant_id", "completed"),
+        Index("ix_invocations_status_next_attempt", "status", "next_attempt"),
     )
 
     id: str = Field(primary_key=True, max_length=64)
@@ -195,6 +204,10 @@ class Invocation(SQLModel, table=True):
     # Digest of the accepted completion, so a repeat of it is recognised.
     completion_digest: str | None = Field(default=None, max_length=64)
     attempts: int = 0
+    # ``attempts`` when it was last replayed: the retry schedule counts from there.
+    attempts_at_replay: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # RETRYING: when the next attempt is due.
+    next_attempt: datetime | None = _time(nullable=True)
     source: str = Field(default=Source.API, max_length=16)
     tenant_id: str | None = Field(default=None, max_length=255)
     option: str | None = Field(default=None, max_length=255)
@@ -237,6 +250,22 @@ class NewInvocation(TypedDict):
     # Set only on an invocation that ends as it is raised (SUPPRESSED by the loop guard).
     completed: NotRequired[datetime]
     error: NotRequired[str]
+
+
+class DeliveryAttempt(SQLModel, table=True):
+    """One attempt to deliver an invocation, as the attempt log shows it."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    invocation_id: str = Field(index=True, max_length=64)
+    attempt: int  # 1-based, the invocation's attempts when it was made
+    started: datetime = _time()
+    # None for an attempt cut off by a crash: its end was never seen.
+    duration_ms: int | None = None
+    status_code: int | None = None
+    error: str | None = None
+    response_excerpt: str | None = None
 
 
 class ApiClient(SQLModel, table=True):

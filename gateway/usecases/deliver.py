@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
+import time
+from datetime import datetime
 from typing import Any
 
+from gateway.adapters.database.invocation_store import AttemptLog
 from gateway.adapters.outbound import http
-from gateway.domain import delivery, json_schema
-from gateway.domain.clock import utcnow
-from gateway.domain.delivery import Outcome
+from gateway.domain import delivery, json_schema, retries
+from gateway.domain.clock import timestamp, utcnow
+from gateway.domain.delivery import Failure, Outcome
 from gateway.domain.keys import Undecryptable
-from gateway.domain.model import Invocation, Status, Subscription, Trigger
+from gateway.domain.model import Invocation, Status, Subscription, Trigger, TriggerType
 from gateway.runtime import Runtime, best_effort
-from gateway.usecases import runs
+from gateway.usecases import runs, subscriptions
 from gateway.usecases.finished import after_final
 
 log = logging.getLogger("gateway.invocations")
@@ -38,8 +42,16 @@ async def deliver(rt: Runtime, invocation_id: str) -> None:
         with contextlib.suppress(Exception):
             await rt.invocations.release(inv)
         raise
+    started, clock = utcnow(), time.monotonic()
     outcome = await _send(rt, inv, target, run)
-    await _record(rt, inv, outcome)
+    attempt = AttemptLog(
+        started=started,
+        duration_ms=round((time.monotonic() - clock) * 1000),
+        status_code=outcome.status_code,
+        error=outcome.error,
+        response_excerpt=outcome.excerpt,
+    )
+    await _record(rt, inv, outcome, attempt)
 
 
 async def _target(rt: Runtime, inv: Invocation) -> tuple[Subscription, Trigger] | None:
@@ -81,22 +93,47 @@ async def _send(
 _STATUS_OF = {"awaiting": Status.AWAITING_CALLBACK, "completed": Status.COMPLETED, "failed": Status.FAILED}
 
 
-async def _record(rt: Runtime, inv: Invocation, outcome: Outcome) -> None:
+async def _record(rt: Runtime, inv: Invocation, outcome: Outcome, attempt: AttemptLog) -> None:
+    now = utcnow()
     status = _STATUS_OF[outcome.kind]
+    retry_at = _retry_at(rt, inv, outcome, now)
+    if retry_at is not None:
+        status = Status.RETRYING
     # A callback may have completed it while we waited for the acknowledgement, and only
     # this attempt may record its outcome (not one that a sweep started again).
-    changed = await rt.invocations.record(inv, status, outcome.output, outcome.error, utcnow())
+    changed = await rt.invocations.record(inv, status, outcome.output, outcome.error, now, attempt, retry_at)
     if not changed:
         log.info("invocation=%s outcome=%s not recorded: it moved on meanwhile", inv.id, outcome.kind)
         return
     if outcome.kind == "awaiting":
         await best_effort("scheduling expiry", rt.queue.schedule_expiry(inv.id, inv.deadline))
-    else:
+    elif retry_at is None:  # the sweep queues a retry when it is due
         await after_final(rt, [inv])
+    if outcome.failure is Failure.GONE:
+        reason = f"the subscriber answered 410 Gone to invocation {inv.id} at {timestamp(now)}"
+        await best_effort(
+            "disabling a gone subscription", subscriptions.disable(rt, inv.subscription_id, reason)
+        )
     log.info(
-        "invocation=%s subscription=%s outcome=%s%s",
+        "invocation=%s subscription=%s attempt=%d outcome=%s%s%s",
         inv.id,
         inv.subscription_id,
+        inv.attempts,
         outcome.kind,
         f" error={outcome.error!r}" if outcome.error else "",
+        f" retry_at={timestamp(retry_at)}" if retry_at else "",
+    )
+
+
+def _retry_at(rt: Runtime, inv: Invocation, outcome: Outcome, now: datetime) -> datetime | None:
+    settings = rt.settings
+    policy = retries.RetryPolicy(settings.retry_delays, settings.retry_jitter, settings.retry_after_max)
+    return retries.next_attempt(
+        policy,
+        outcome,
+        fire_and_forget=inv.trigger_type == TriggerType.FIRE_AND_FORGET,
+        attempt=inv.attempts - inv.attempts_at_replay,
+        deadline=inv.deadline,
+        now=now,
+        draw=random.random(),  # noqa: S311 (jitter, not a secret)
     )

@@ -241,9 +241,7 @@ class Started(NamedTuple):
     content_json: dict[str, Any] | None
 
 
-def _subscriptions_for(
-    entry: catalog.Entry, test: bool, ids: Sequence[str] | None
-) -> list[Subscription]:
+def _subscriptions_for(entry: catalog.Entry, test: bool, ids: Sequence[str] | None) -> list[Subscription]:
     """The subscriptions a start goes to: the enabled ones (a test: any), or those named."""
     subscriptions = [sub for sub in entry.subscriptions if test or sub.enabled]
     if ids is not None:

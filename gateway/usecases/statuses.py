@@ -11,7 +11,7 @@ from sqlmodel import select
 from gateway.adapters.database import listing
 from gateway.adapters.database.rows import missing
 from gateway.domain.list_query import Listable, ListQuery
-from gateway.domain.model import Invocation, Status
+from gateway.domain.model import DeliveryAttempt, Invocation, Status
 from gateway.runtime import Runtime
 
 LISTABLE = Listable(
@@ -67,6 +67,22 @@ async def get_all(rt: Runtime, invocation_ids: Sequence[str], wait: float) -> li
         remaining = max(0.0, give_up_at - asyncio.get_running_loop().time())
         ended.append(await get(rt, invocation_id, remaining))
     return ended
+
+
+# The attempt log pages, oldest attempt first; nothing to filter or sort on.
+ATTEMPTS_LISTABLE = Listable(filterable={}, sortable=())
+
+
+async def attempts(
+    rt: Runtime, invocation_id: str, query: ListQuery
+) -> tuple[Sequence[DeliveryAttempt], int | None]:
+    """An invocation's attempt log."""
+    if await rt.invocations.read(invocation_id) is None:
+        raise missing(Invocation, invocation_id)
+    logged = select(DeliveryAttempt).where(DeliveryAttempt.invocation_id == invocation_id)
+    order = [DeliveryAttempt.attempt, DeliveryAttempt.id]
+    async with rt.sessions() as session:
+        return await listing.page(session, logged, query, {}, order)
 
 
 async def list_page(rt: Runtime, query: ListQuery) -> tuple[Sequence[Invocation], int | None]:

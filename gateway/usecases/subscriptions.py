@@ -3,6 +3,7 @@ Credentials are write-only: stored encrypted, never shown."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -25,6 +26,8 @@ from gateway.domain.list_query import Listable, ListQuery
 from gateway.domain.model import ANY_OPTION, AuthType, Subscription, Trigger, TriggerType
 from gateway.runtime import Runtime
 from gateway.usecases import catalog
+
+log = logging.getLogger("gateway.subscriptions")
 
 MAX_SUBSCRIPTIONS = {TriggerType.REQUEST_RESPONSE: 1, TriggerType.FIRE_AND_FORGET: 50}
 IMMUTABLE_PATHS = ("/id", "/triggerId", "/triggerName", "/type", "/created", "/modified")
@@ -118,6 +121,8 @@ def _apply(rt: Runtime, sub: Subscription, spec: SubscriptionIn, trigger: Trigge
     sub.name = spec.name
     sub.description = spec.description
     sub.enabled = spec.enabled
+    if spec.enabled:
+        sub.disabled_reason = None  # enabled again: the gateway's reason no longer holds
     sub.response_deadline = spec.responseDeadline
     sub.filter = spec.filter
     sub.url, sub.url_query = _url(rt, sub, http.url)
@@ -339,6 +344,20 @@ async def rotate_secret(rt: Runtime, subscription_id: str) -> tuple[Subscription
         await session.commit()
     await catalog.changed(rt)
     return sub, trigger_name, secret
+
+
+async def disable(rt: Runtime, subscription_id: str, reason: str) -> None:
+    """The gateway's own disabling (a subscriber that answered 410 Gone), saying why."""
+    async with rt.sessions() as session:
+        result = await session.execute(
+            update(Subscription)
+            .where(col(Subscription.id) == subscription_id, col(Subscription.enabled))
+            .values(enabled=False, disabled_reason=reason, modified=utcnow())
+        )
+        await session.commit()
+    if result.rowcount:  # type: ignore[attr-defined]
+        log.warning("subscription=%s disabled: %s", subscription_id, reason)
+        await catalog.changed(rt)
 
 
 async def _locked(session: AsyncSession, subscription_id: str) -> Named:

@@ -1,7 +1,8 @@
 """The sweep: the database, not a queue, decides what is due. Every GATEWAY_SWEEP_INTERVAL
 (wherever the sweep runs: `serve` when embedded, every worker when distributed), passed
-deadlines expire, deliveries a crash or a lost message left behind are queued again, and
-waiting runs start. Every step is safe to run in many processes at once."""
+deadlines expire, retries whose time has come are queued, deliveries a crash or a lost
+message left behind are queued again, and waiting runs start. Every step is safe to run in
+many processes at once."""
 
 from __future__ import annotations
 
@@ -9,21 +10,23 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from sqlalchemy import update
-from sqlmodel import col
+from sqlalchemy import insert, literal, update
+from sqlmodel import col, select
 
 from gateway.adapters.database.transitions import ENDED_COLUMNS
 from gateway.adapters.queue import DispatchJob
 from gateway.domain.clock import utcnow
-from gateway.domain.model import Invocation, Status
+from gateway.domain.model import DeliveryAttempt, Invocation, Status
 from gateway.runtime import Runtime
 from gateway.usecases import runs
 from gateway.usecases.finished import after_final
 
 log = logging.getLogger("gateway.sweep")
 
-# Deliveries cut off this often are not tried again.
+# A delivery cut off by a crash is tried again (it may be what crashes the process), at
+# most this many attempts in all, or as many as the retry schedule gives if more.
 MAX_ATTEMPTS = 5
+INTERRUPTED = "the attempt was cut off: the process delivering it stopped"
 
 
 async def expire_due(rt: Runtime, invocation_id: str | None = None) -> list[str]:
@@ -58,19 +61,28 @@ async def requeue_due(rt: Runtime) -> list[DispatchJob]:
     requeue_after = timedelta(seconds=settings.requeue_after)
     # DISPATCHING past the time limit plus a grace: cut off by a crash (see Settings).
     stranded_before = now - timedelta(seconds=settings.response_timeout + settings.stranded_grace)
-    stranded = (
-        update(Invocation)
-        .where(col(Invocation.status) == Status.DISPATCHING)
-        .where(col(Invocation.dispatched_at) < stranded_before)
+    is_stranded = (
+        col(Invocation.status) == Status.DISPATCHING,
+        col(Invocation.dispatched_at) < stranded_before,
     )
+    stranded = update(Invocation).where(*is_stranded)
+    most = max(MAX_ATTEMPTS, len(settings.retry_delays) + 1)
     async with rt.sessions() as session:
-        gave_up = await session.execute(
-            stranded.where(col(Invocation.attempts) >= MAX_ATTEMPTS)
-            .values(
-                status=Status.FAILED,
-                completed=now,
-                error=f"delivery was interrupted {MAX_ATTEMPTS} times; not trying again",
+        # Logged as attempts first, in the same transaction as what follows from them.
+        await session.execute(
+            insert(DeliveryAttempt).from_select(
+                ["invocation_id", "attempt", "started", "error"],
+                select(
+                    col(Invocation.id),
+                    col(Invocation.attempts),
+                    col(Invocation.dispatched_at),
+                    literal(INTERRUPTED),
+                ).where(*is_stranded),
             )
+        )
+        gave_up = await session.execute(
+            stranded.where(col(Invocation.attempts) - col(Invocation.attempts_at_replay) >= most)
+            .values(status=Status.FAILED, completed=now, error=f"{INTERRUPTED}, and no attempts are left")
             .returning(*ENDED_COLUMNS)
         )
         failed = gave_up.all()
@@ -91,8 +103,25 @@ async def requeue_due(rt: Runtime) -> list[DispatchJob]:
     return due
 
 
+async def retry_due(rt: Runtime) -> list[DispatchJob]:
+    """Queue the retries whose time has come (RETRYING -> PENDING)."""
+    now = utcnow()
+    async with rt.sessions() as session:
+        result = await session.execute(
+            update(Invocation)
+            .where(col(Invocation.status) == Status.RETRYING, col(Invocation.next_attempt) <= now)
+            .values(status=Status.PENDING, queued_at=now, next_attempt=None)
+            .returning(col(Invocation.id), col(Invocation.attempts))
+        )
+        due = [DispatchJob(invocation_id, attempts) for invocation_id, attempts in result.all()]
+        await session.commit()
+    if due:
+        await rt.queue.enqueue(due)
+    return due
+
+
 # Schedules have a loop of their own, which wakes at the next tick (schedules.fire_forever).
-STEPS = (expire_due, requeue_due, runs.promote_due)
+STEPS = (expire_due, retry_due, requeue_due, runs.promote_due)
 
 
 async def sweep_once(rt: Runtime) -> None:

@@ -16,12 +16,12 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import col
+from sqlmodel import col, select
 
 from gateway.adapters.database import engine as database
-from gateway.adapters.database.invocation_store import InvocationStore
+from gateway.adapters.database.invocation_store import AttemptLog, InvocationStore
 from gateway.domain.clock import utcnow
-from gateway.domain.model import Invocation, InvocationType, NewInvocation, Source, Status
+from gateway.domain.model import DeliveryAttempt, Invocation, InvocationType, NewInvocation, Source, Status
 from tests.services import distributed_store, drop_store
 
 
@@ -50,6 +50,12 @@ async def sqlite_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     engine = await sqlite_at(tmp_path)
     yield engine
     await engine.dispose()
+
+
+def attempt_log(started: Any, status_code: int | None = 200, error: str | None = None) -> AttemptLog:
+    return AttemptLog(
+        started=started, duration_ms=12, status_code=status_code, error=error, response_excerpt="{}"
+    )
 
 
 def new_row(**fields: Any) -> NewInvocation:
@@ -125,18 +131,22 @@ async def test_claims_and_records_are_conditional(engine: AsyncEngine) -> None:
     assert await store.claim(row["id"], now) is None  # no longer PENDING
 
     stale = Invocation(**{**fields(claimed), "attempts": 0})
-    assert not await store.record(stale, Status.COMPLETED, {"x": 1}, None, now)  # another attempt's
-    assert await store.record(claimed, Status.COMPLETED, {"x": [1, "é"]}, None, now)
+    assert not await store.record(
+        stale, Status.COMPLETED, {"x": 1}, None, now, attempt_log(now)
+    )  # another attempt's
+    assert await store.record(claimed, Status.COMPLETED, {"x": [1, "é"]}, None, now, attempt_log(now))
     done = await orm_read(engine, row["id"])
     assert (done.status, done.output, done.error) == (Status.COMPLETED, {"x": [1, "é"]}, None)
     assert done.completed == now
-    assert not await store.record(claimed, Status.FAILED, None, "late", now)  # already final
+    assert not await store.record(
+        claimed, Status.FAILED, None, "late", now, attempt_log(now)
+    )  # already final
 
     awaiting = new_row()
     await store.insert([awaiting])
     claimed = await store.claim(awaiting["id"], now)
     assert claimed is not None
-    assert await store.record(claimed, Status.AWAITING_CALLBACK, None, None, now)
+    assert await store.record(claimed, Status.AWAITING_CALLBACK, None, None, now, attempt_log(now))
     assert (await orm_read(engine, awaiting["id"])).completed is None
 
 
@@ -220,7 +230,7 @@ async def test_on_sqlite_concurrent_writes_share_commits_and_one_writes_error_is
     outcomes = await asyncio.gather(
         store.insert([duplicate]),
         store.insert([fresh]),
-        store.record(claimed[1], Status.COMPLETED, 1, None, utcnow()),
+        store.record(claimed[1], Status.COMPLETED, 1, None, utcnow(), attempt_log(utcnow())),
         return_exceptions=True,
     )
     assert isinstance(outcomes[0], sqlite3.IntegrityError), outcomes[0]
@@ -243,3 +253,44 @@ async def test_on_sqlite_a_write_that_cannot_run_fails_its_caller_and_the_next_r
     # The pool replaced the closed connection: the next write goes through.
     claimed = await asyncio.wait_for(store.claim(row["id"], utcnow()), 5)
     assert claimed is not None and claimed.status == Status.DISPATCHING
+
+
+async def test_a_record_writes_its_attempt_in_the_same_transaction(engine: AsyncEngine) -> None:
+    store = InvocationStore(engine)
+    row = new_row(trigger_type="FIRE_AND_FORGET")
+    await store.insert([row])
+    now = utcnow()
+    first = await store.claim(row["id"], now)
+    assert first is not None
+    retry_at = now + timedelta(seconds=5)
+    log = attempt_log(now, 503, "the subscriber answered HTTP 503")
+    assert await store.record(first, Status.RETRYING, None, log["error"], now, log, retry_at)
+    retrying = await orm_read(engine, row["id"])
+    assert (retrying.status, retrying.next_attempt, retrying.completed) == (Status.RETRYING, retry_at, None)
+
+    await set_pending(engine, row["id"])
+    second = await store.claim(row["id"], now)
+    assert second is not None and second.attempts == 2
+    stale = Invocation(**{**fields(second), "attempts": 1})
+    assert not await store.record(stale, Status.COMPLETED, None, None, now, attempt_log(now))
+    assert await store.record(second, Status.COMPLETED, None, None, now, attempt_log(now, 204))
+
+    async with database.sessionmaker(engine)() as session:
+        found = await session.scalars(
+            select(DeliveryAttempt).where(col(DeliveryAttempt.invocation_id) == row["id"])
+        )
+        logged = sorted(found.all(), key=lambda a: a.id or 0)
+    # The stale attempt's record changed nothing, but it was made: it is logged.
+    assert [(a.attempt, a.status_code, a.error) for a in logged] == [
+        (1, 503, "the subscriber answered HTTP 503"),
+        (1, 200, None),
+        (2, 204, None),
+    ]
+    assert logged[0].started == now and logged[0].duration_ms == 12 and logged[0].response_excerpt == "{}"
+
+
+async def set_pending(engine: AsyncEngine, invocation_id: str) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(
+            update(Invocation).where(col(Invocation.id) == invocation_id).values(status=Status.PENDING)
+        )

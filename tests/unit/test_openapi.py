@@ -36,7 +36,16 @@ from gateway.domain import signing
 from gateway.domain.clock import utcnow
 from gateway.domain.errors import ApiError
 from gateway.domain.keys import Keys
-from gateway.domain.model import RUN_PHASES, ApiClient, Invocation, Source, Status, Subscription, Trigger
+from gateway.domain.model import (
+    RUN_PHASES,
+    ApiClient,
+    DeliveryAttempt,
+    Invocation,
+    Source,
+    Status,
+    Subscription,
+    Trigger,
+)
 from gateway.settings import Settings
 from gateway.usecases import api_clients, runs, statuses, subscriptions, triggers
 
@@ -74,6 +83,7 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "TestInvocationInput": schemas.TestInvocationIn,
     "CompleteInvocationInput": schemas.CompleteInvocationIn,
     "ValidateFilterInput": schemas.ValidateFilterIn,
+    "ReplayInput": schemas.ReplayIn,
     "ApiClientInput": schemas.ApiClientIn,
 }
 # Fields the model requires but the schema does not, and why.
@@ -237,7 +247,7 @@ def test_versioned_paths_serve_the_same_endpoints_and_win_over_ids(doc: dict[str
     pairs = [
         ((m, path), (m, v1)) for m, path in routed_operations(BETA_ROUTES) for v1 in versioned(doc, path)
     ]
-    assert len(pairs) == 21, pairs  # triggers 5, subscriptions 11, invocations 5
+    assert len(pairs) == 24, pairs  # triggers 5, subscriptions 12, invocations 7
     for beta, v1 in pairs:
         for prefix in ("", BETA):
             served = (v1[0], prefix + v1[1])
@@ -545,6 +555,25 @@ def _invocation(status: str, **values: Any) -> Invocation:
     return Invocation(**fields)
 
 
+def _attempt(
+    *,
+    status_code: int | None = None,
+    error: str | None = "the subscriber answered HTTP 503",
+    excerpt: str | None = None,
+    duration_ms: int | None = 120,
+) -> DeliveryAttempt:
+    return DeliveryAttempt(
+        id=1,
+        invocation_id="inv-1",
+        attempt=1,
+        started=NOW,
+        duration_ms=duration_ms,
+        status_code=status_code,
+        error=error,
+        response_excerpt=excerpt,
+    )
+
+
 def _api_client() -> ApiClient:
     return ApiClient(
         client_id="ci", secret_hash="x", scopes="invocations:start invocations:read", created=NOW
@@ -582,6 +611,14 @@ RESPONSES: list[tuple[str, str, Callable[[], Any]]] = [
         "Subscription",
         "paused custom schedule",
         lambda: schemas.subscription_out(_scheduled_subscription(paused=True), "Test"),
+    ),
+    (
+        "Subscription",
+        "disabled by a 410 Gone",
+        lambda: schemas.subscription_out(
+            _subscription("NO_AUTH", enabled=False, disabled_reason="the subscriber answered 410 Gone"),
+            "Test",
+        ),
     ),
     ("Invocation", "invocation", lambda: schemas.invocation_out(_invocation("PENDING"), "secret")),
     ("InvocationStatus", "in flight", lambda: schemas.status_out(_invocation("AWAITING_CALLBACK"))),
@@ -635,6 +672,31 @@ RESPONSES: list[tuple[str, str, Callable[[], Any]]] = [
                 completed=NOW,
             )
         ),
+    ),
+    (
+        "InvocationStatus",
+        "retrying",
+        lambda: schemas.status_out(
+            _invocation(
+                "RETRYING",
+                trigger_type="FIRE_AND_FORGET",
+                attempts=2,
+                error="the subscriber answered HTTP 503",
+                next_attempt=NOW + timedelta(minutes=5),
+            )
+        ),
+    ),
+    (
+        "InvocationStatus",
+        "replayed",
+        lambda: schemas.status_out(_invocation("PENDING", attempts=3, attempts_at_replay=3)),
+    ),
+    ("DeliveryAttempt", "answered", lambda: schemas.attempt_out(_attempt(status_code=503, excerpt="busy"))),
+    ("DeliveryAttempt", "succeeded", lambda: schemas.attempt_out(_attempt(status_code=200, error=None))),
+    (
+        "DeliveryAttempt",
+        "cut off by a crash",
+        lambda: schemas.attempt_out(_attempt(duration_ms=None, error="the attempt was cut off")),
     ),
     ("ApiClient", "client", lambda: schemas.api_client_out(_api_client())),
     ("ErrorResponse", "error", _error_body),

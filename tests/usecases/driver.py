@@ -13,11 +13,13 @@ from starlette.responses import JSONResponse, Response
 
 from gateway.adapters.queue.memory import InProcessQueue
 from gateway.domain.documents import (
+    ReplayIn,
     RunIn,
     StartInvocationIn,
     SubscriptionIn,
     TestInvocationIn,
     TriggerIn,
+    attempt_out,
     invocation_out,
     status_out,
     subscription_out,
@@ -25,9 +27,9 @@ from gateway.domain.documents import (
 )
 from gateway.domain.errors import ApiError
 from gateway.domain.list_query import parse_list_query
-from gateway.domain.model import Invocation, Source, Subscription, Trigger
+from gateway.domain.model import Invocation, Source, Status, Subscription, Trigger
 from gateway.runtime import Runtime
-from gateway.usecases import callbacks, raise_trigger, statuses, subscriptions, triggers, webhooks
+from gateway.usecases import callbacks, raise_trigger, replay, statuses, subscriptions, triggers, webhooks
 from tests.gateway_client import Polls
 from tests.servers import Behaviour, Received
 
@@ -130,6 +132,19 @@ class Driver(Polls):
 
     async def status(self, invocation_id: str, wait: float = 0) -> Document:
         return status_out(await statuses.get(self.rt, invocation_id, wait))
+
+    async def attempts(self, invocation_id: str) -> list[Document]:
+        query = parse_list_query({}, statuses.ATTEMPTS_LISTABLE)
+        logged, _ = await statuses.attempts(self.rt, invocation_id, query)
+        return [attempt_out(attempt) for attempt in logged]
+
+    async def replay(self, invocation_id: str) -> Document:
+        return status_out(await replay.invocation(self.rt, invocation_id))
+
+    async def replay_subscription(self, subscription_id: str, **fields: Any) -> int:
+        spec = ReplayIn.model_validate(fields)
+        wanted = {Status(name) for name in spec.statuses}
+        return await replay.subscription(self.rt, subscription_id, spec.since, wanted)
 
     async def statuses(self, **params: str) -> list[Document]:
         query = parse_list_query(params, statuses.LISTABLE)

@@ -114,13 +114,14 @@ async def test_fire_and_forget_delivers_to_every_subscription(app: Driver, subsc
         assert "callbackURL" not in meta and "secret" not in meta
 
 
-async def test_unreachable_subscriber_fails(app: Driver) -> None:
-    await app.create_trigger()
-    await app.subscribe("test:approver", "http://127.0.0.1:9/nobody-listens")
-    [invocation] = await app.start("test:approver", {})
-    status = await app.final_status(invocation["id"])
-    assert status["status"] == "FAILED"
-    assert "could not deliver" in status["completeInvocationInput"]["localizedError"]["message"]
+async def test_unreachable_subscriber_fails_without_a_retry_schedule(open_driver: OpenDriver) -> None:
+    async with open_driver(retry_schedule="") as app:
+        await app.create_trigger()
+        await app.subscribe("test:approver", "http://127.0.0.1:9/nobody-listens")
+        [invocation] = await app.start("test:approver", {})
+        status = await app.final_status(invocation["id"])
+        assert status["status"] == "FAILED"
+        assert "could not deliver" in status["completeInvocationInput"]["localizedError"]["message"]
 
 
 async def test_oversized_answer_fails_but_fire_and_forget_answers_are_not_read(

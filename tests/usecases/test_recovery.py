@@ -37,7 +37,8 @@ async def test_a_delivery_cut_off_max_attempts_times_fails_and_its_tenants_next_
     open_driver: OpenDriver, subscriber: Subscriber
 ) -> None:
     release = asyncio.Event()
-    async with open_driver(response_timeout=30.0, stop_grace=0.0) as app:
+    # No retry schedule: MAX_ATTEMPTS is then the most attempts a delivery gets.
+    async with open_driver(response_timeout=30.0, stop_grace=0.0, retry_schedule="") as app:
         await app.stop_loops()
         await app.create_trigger("t:flaky")
         url = subscriber.endpoint("flaky", held(release))  # each attempt stays in flight
@@ -59,8 +60,15 @@ async def test_a_delivery_cut_off_max_attempts_times_fails_and_its_tenants_next_
             gave_up = await app.status(run["id"])
             assert (gave_up["status"], gave_up["attempts"]) == ("FAILED", MAX_ATTEMPTS)
             assert gave_up["completeInvocationInput"]["localizedError"]["message"] == (
-                f"delivery was interrupted {MAX_ATTEMPTS} times; not trying again"
+                "the attempt was cut off: the process delivering it stopped, and no attempts are left"
             )
+            # Each cut-off attempt is in the attempt log, as the sweep found it.
+            logged = await app.attempts(run["id"])
+            assert [(a["attempt"], a["error"]) for a in logged] == [
+                (n, "the attempt was cut off: the process delivering it stopped")
+                for n in range(1, MAX_ATTEMPTS + 1)
+            ]
+            assert all(a["durationMs"] is None and a["statusCode"] is None for a in logged)
             # Giving up ends the run: the tenant's next run starts at once (this sweep never
             # runs promote_due), and it is told that the run before it failed.
             received = await subscriber.wait_for(MAX_ATTEMPTS + 1)

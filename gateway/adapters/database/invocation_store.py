@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 import asyncpg
 from sqlalchemy import bindparam, event, insert, or_, select, update
@@ -33,12 +33,39 @@ from sqlalchemy.sql.dml import Insert, Update
 from sqlalchemy.sql.selectable import Select
 
 from gateway.adapters.database.sqlite_inline import InlineConnection
-from gateway.domain.model import RUN_PHASES, Invocation, InvocationType, NewInvocation, Status
+from gateway.domain.model import (
+    RUN_PHASES,
+    DeliveryAttempt,
+    Invocation,
+    InvocationType,
+    NewInvocation,
+    Status,
+)
 
 _TABLE: Any = Invocation.__table__  # type: ignore[attr-defined]
 _C = _TABLE.c
 # The columns a start writes (NewInvocation's keys, the optional ones as NULL when absent).
 _NEW_COLUMNS = tuple(NewInvocation.__annotations__)
+_ATTEMPTS: Any = DeliveryAttempt.__table__  # type: ignore[attr-defined]
+_ATTEMPT_COLUMNS = (
+    "invocation_id",
+    "attempt",
+    "started",
+    "duration_ms",
+    "status_code",
+    "error",
+    "response_excerpt",
+)
+
+
+class AttemptLog(TypedDict):
+    """What the attempt log keeps of one attempt, besides whose and which it was."""
+
+    started: datetime
+    duration_ms: int
+    status_code: int | None
+    error: str | None
+    response_excerpt: str | None
 
 
 @dataclass(frozen=True)
@@ -57,6 +84,11 @@ class _Prepared:
         compiled: Any = statement.compile(dialect=dialect)
         names = tuple(compiled.positiontup)
         literals = {name: compiled.binds[name].value for name in names}
+        # Columns the statement leaves to their Python-side default (a scalar, here): the
+        # ORM's execution fills those in, the driver would store NULL.
+        for column in getattr(compiled, "insert_prefetch", ()):
+            if column.default is not None and column.default.is_scalar:
+                literals[column.key] = column.default.arg
         returned = [_C[name] for name in _returned_names(statement)]
         return cls(
             compiled.string,
@@ -133,13 +165,16 @@ Parameters = list[Any]
 Rows = list[Sequence[Any]]
 
 
+# A statement and the parameters of each of its runs.
+_Step = tuple[_Prepared, list[Parameters]]
+
+
 @dataclass
 class _Write:
-    """A statement to run once per parameter list, in one transaction; ``done`` gets the rows
-    the last run returned."""
+    """Statements to run in one transaction, each once per parameter list; ``done`` gets the
+    rows the first statement's last run returned."""
 
-    statement: _Prepared
-    runs: list[Parameters]
+    steps: list[_Step]
     done: asyncio.Future[Rows]
 
 
@@ -194,11 +229,31 @@ def _fail(writes: Sequence[_Write], error: BaseException) -> None:
             write.done.set_exception(error)
 
 
+async def _run_on_asyncpg(raw: Any, steps: Sequence[_Step]) -> Rows:
+    """The steps in one transaction (a single statement is one already)."""
+    if len(steps) == 1 and len(steps[0][1]) == 1:
+        statement, [parameters] = steps[0]
+        return list(await raw.fetch(statement.sql, *parameters))
+    returned: list[Rows] = []
+    async with raw.transaction():
+        for statement, runs in steps:
+            if len(runs) > 1:
+                await raw.executemany(statement.sql, runs)
+                returned.append([])
+            else:
+                returned.append(list(await raw.fetch(statement.sql, *runs[0])))
+    return returned[0]
+
+
 def _run(connection: sqlite3.Connection, write: _Write) -> Rows:
-    if len(write.runs) > 1:
-        connection.executemany(write.statement.sql, write.runs)
-        return []
-    return connection.execute(write.statement.sql, write.runs[0]).fetchall()
+    returned: list[Rows] = []
+    for statement, runs in write.steps:
+        if len(runs) > 1:
+            connection.executemany(statement.sql, runs)
+            returned.append([])
+        else:
+            returned.append(connection.execute(statement.sql, runs[0]).fetchall())
+    return returned[0]
 
 
 class InvocationStore:
@@ -222,7 +277,7 @@ class InvocationStore:
             _C.attempts == bindparam("attempt"),
         )
         outcome: dict[str, Any] = {
-            name: bindparam(name) for name in ("status", "output", "error", "completed")
+            name: bindparam(name) for name in ("status", "output", "error", "completed", "next_attempt")
         }
         self._record = _Prepared.of(this_attempt.values(outcome).returning(_C.id), dialect)
         given_back: dict[str, Any] = {
@@ -231,6 +286,8 @@ class InvocationStore:
             "attempts": _C.attempts - 1,
         }
         self._release = _Prepared.of(this_attempt.values(given_back).returning(_C.id), dialect)
+        attempt_row: dict[str, Any] = {name: bindparam(name) for name in _ATTEMPT_COLUMNS}
+        self._log_attempt = _Prepared.of(insert(_ATTEMPTS).values(attempt_row), dialect)
         self._read_one = _Prepared.of(select(_TABLE).where(_C.id == bindparam("invocation_id")), dialect)
         self._run_members = _Prepared.of(
             select(_TABLE).where(_C.run_id == bindparam("run_id")).order_by(_C.created, _C.id), dialect
@@ -259,10 +316,18 @@ class InvocationStore:
         return self._claim.invocation(rows[0]) if rows else None
 
     async def record(
-        self, inv: Invocation, status: Status, output: Any, error: str | None, now: datetime
+        self,
+        inv: Invocation,
+        status: Status,
+        output: Any,
+        error: str | None,
+        now: datetime,
+        attempt: AttemptLog,
+        next_attempt: datetime | None = None,
     ) -> bool:
-        """DISPATCHING -> ``status``, if ``inv``'s attempt is still the one in flight."""
-        completed = None if status == Status.AWAITING_CALLBACK else now
+        """DISPATCHING -> ``status``, if ``inv``'s attempt is still the one in flight; the
+        attempt's log entry is written in the same transaction either way (it was made)."""
+        completed = None if status in (Status.AWAITING_CALLBACK, Status.RETRYING) else now
         values = {
             "invocation_id": inv.id,
             "attempt": inv.attempts,
@@ -270,8 +335,10 @@ class InvocationStore:
             "output": output,
             "error": error,
             "completed": completed,
+            "next_attempt": next_attempt,
         }
-        return bool(await self._write(self._record, [values]))
+        log_entry = {"invocation_id": inv.id, "attempt": inv.attempts, **attempt}
+        return bool(await self._write(self._record, [values], (self._log_attempt, [log_entry])))
 
     async def release(self, inv: Invocation) -> bool:
         """Undo ``inv``'s claim (DISPATCHING -> PENDING, the attempt not counted), if nothing
@@ -309,21 +376,26 @@ class InvocationStore:
             async with _invalidated_if_broken(connection, raw):
                 return list(await raw.fetch(statement.sql, *parameters))
 
-    async def _write(self, statement: _Prepared, runs: Sequence[Mapping[str, Any]]) -> Rows:
-        """Run ``statement`` once per values in ``runs``, in one transaction. SQLite: with the
-        other writes queued by the loop's next turn, committed together (group commit: no
-        added wait under light load, one commit for many writes under heavy load)."""
-        parameters = [statement.parameters(values) for values in runs]
+    async def _write(
+        self,
+        statement: _Prepared,
+        runs: Sequence[Mapping[str, Any]],
+        *then: tuple[_Prepared, Sequence[Mapping[str, Any]]],
+    ) -> Rows:
+        """Run ``statement`` once per values in ``runs``, then each of ``then`` likewise, in one
+        transaction; the rows ``statement`` returned. SQLite: with the other writes queued by
+        the loop's next turn, committed together (group commit: no added wait under light
+        load, one commit for many writes under heavy load)."""
+        steps = [
+            (prepared, [prepared.parameters(values) for values in step_runs])
+            for prepared, step_runs in ((statement, runs), *then)
+        ]
         if self._engine.dialect.name != "sqlite":
             async with self._engine.connect() as connection:
                 raw = await self._driver_connection(connection)
                 async with _invalidated_if_broken(connection, raw):
-                    if len(parameters) > 1:  # an insert: returns nothing
-                        async with raw.transaction():
-                            await raw.executemany(statement.sql, parameters)
-                        return []
-                    return list(await raw.fetch(statement.sql, *parameters[0]))
-        write = _Write(statement, parameters, asyncio.get_running_loop().create_future())
+                    return await _run_on_asyncpg(raw, steps)
+        write = _Write(steps, asyncio.get_running_loop().create_future())
         self._pending.append(write)
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush(), name="invocation-store-commit")

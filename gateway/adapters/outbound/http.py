@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import zlib
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,9 +19,11 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from gateway.adapters.outbound.target_policy import TargetPolicy, refusal_in
-from gateway.domain.delivery import Delivery, Outcome, classify, failed
+from gateway.domain.delivery import Delivery, Failure, Outcome, classify, failed
 
 IDLE_CONNECTION_SECONDS = 4.0
+# How much of an answer the attempt log keeps (and of a fire-and-forget answer is read).
+EXCERPT_BYTES = 1024
 _IDENTITY = {"accept-encoding": "identity"}
 
 
@@ -113,13 +116,13 @@ def _guarded_socket_factory(policy: TargetPolicy) -> aiohttp.SocketFactoryType:
 
 async def send(client: Outbound, delivery: Delivery, *, time_limit: float, max_bytes: int) -> Outcome:
     target = redacted(delivery.url)
-    # A fire-and-forget answer's body is never used: do not read it.
-    limit = 0 if delivery.fire_and_forget else max_bytes
+    # A fire-and-forget answer's body is never used: only a failure's start is read, for the log.
+    limit = EXCERPT_BYTES if delivery.fire_and_forget else max_bytes
     try:
         async with asyncio.timeout(time_limit):
-            status, body = await _post(client, delivery, limit)
+            answer = await _post(client, delivery, limit, truncate=delivery.fire_and_forget)
     except TimeoutError:
-        return failed(f"no answer from {target} within {time_limit:g} s")
+        return failed(f"no answer from {target} within {time_limit:g} s", Failure.TRANSIENT)
     except _TooLarge:
         return failed(f"the subscriber's answer is larger than {max_bytes} bytes")
     except _Undecodable as exc:
@@ -137,8 +140,15 @@ async def send(client: Outbound, delivery: Delivery, *, time_limit: float, max_b
         # transport lets some aiohttp errors through unmapped): all end the delivery. The
         # transport's own error names mislead (a dropped connection is a ConnectTimeout),
         # so name aiohttp's.
-        return failed(f"could not deliver to {target}: {type(exc.__cause__ or exc).__name__}")
-    return classify(delivery, status, body)
+        cause = exc.__cause__ or exc
+        # No connection made: nothing was sent, so even a request-response may go again.
+        unsent = isinstance(cause, aiohttp.ClientConnectorError)
+        failure = Failure.UNSENT if unsent else Failure.TRANSIENT
+        return failed(f"could not deliver to {target}: {type(cause).__name__}", failure)
+    outcome = classify(delivery, answer.status, answer.body)
+    retry_after = answer.retry_after if answer.status in (429, 503) else None
+    excerpt = answer.body[:EXCERPT_BYTES].decode("utf-8", "replace") if answer.body else None
+    return replace(outcome, status_code=answer.status, excerpt=excerpt, retry_after=retry_after)
 
 
 def redacted(url: str) -> str:
@@ -160,17 +170,33 @@ class _Undecodable(Exception):
         self.encoding = encoding
 
 
-async def _post(client: Outbound, delivery: Delivery, max_bytes: int) -> tuple[int, bytes]:
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    body: bytes
+    retry_after: str | None
+
+
+async def _post(client: Outbound, delivery: Delivery, max_bytes: int, *, truncate: bool) -> _Answer:
+    """The answer, its body read up to ``max_bytes``: more is an error (_TooLarge), or with
+    ``truncate`` the first ``max_bytes`` only (the rest is not read)."""
     response = await client.post(delivery.url, delivery.body, delivery.headers)
     try:
-        if max_bytes == 0:
-            return response.status_code, b""
+        if truncate and 200 <= response.status_code < 300:
+            # A fire-and-forget success needs nothing from its body: not even to wait for it.
+            return _Answer(response.status_code, b"", None)
         body = _Body(response.headers.get("content-encoding", ""), max_bytes)
         # Raw bytes, decoded here with a bound: httpx's own decoding has none (a 987-byte
         # gzip bomb took a gateway from 150 MB to 1.19 GB).
-        async for chunk in response.aiter_raw():
-            body.feed(chunk)
-        return response.status_code, body.finish()
+        try:
+            async for chunk in response.aiter_raw():
+                body.feed(chunk)
+            content = body.finish()
+        except (_TooLarge, _Undecodable, zlib.error):
+            if not truncate:
+                raise
+            content = body.kept()  # an excerpt: what was decoded before the bound
+        return _Answer(response.status_code, content, response.headers.get("retry-after"))
     finally:
         await response.aclose()
 
@@ -199,6 +225,9 @@ class _Body:
         self._keep(tail)
         return b"".join(self._chunks)
 
+    def kept(self) -> bytes:
+        return b"".join(self._chunks)
+
     def _bounded(self, stage: Any, data: bytes) -> bytes:
         out: bytes = stage.decompress(data, self._limit + 1)
         if stage.unconsumed_tail or len(out) > self._limit:
@@ -206,10 +235,11 @@ class _Body:
         return out
 
     def _keep(self, chunk: bytes) -> None:
+        room = self._limit - self._size
         self._size += len(chunk)
+        self._chunks.append(chunk[: max(room, 0)])
         if self._size > self._limit:
             raise _TooLarge
-        self._chunks.append(chunk)
 
 
 def _stage(encoding: str) -> Any:

@@ -1,0 +1,82 @@
+"""Retries, the attempt log, 410 Gone and replay over HTTP, in both modes (distributed: the
+worker delivers, and its sweep queues the retries)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from tests.conftest import start_gateway
+from tests.gateway_client import GatewayClient
+from tests.servers import Received, Subscriber, answer
+from tests.services import Store
+
+
+async def test_a_subscriber_that_fails_then_recovers_then_goes(store: Store, subscriber: Subscriber) -> None:
+    answers = [answer(503, raw=b"deploying"), answer(500, {}), answer(204)]
+
+    async def flaky(received: Received) -> object:
+        return await (answers.pop(0) if len(answers) > 1 else answers[0])(received)
+
+    async with start_gateway(store, retry_schedule="0.2,0.2", retry_jitter=0) as gateway:
+        await gateway.create_trigger("t:notify", name="Notify", type="FIRE_AND_FORGET")
+        sub = await gateway.subscribe("t:notify", subscriber.endpoint("flaky", flaky))  # type: ignore[arg-type]
+        [invocation] = await gateway.start("t:notify", {"n": 1})
+        done = await gateway.final_status(invocation["id"])
+        assert (done["status"], done["attempts"], done["nextAttempt"]) == ("COMPLETED", 3, None)
+
+        logged = (
+            await gateway.http.get(f"/trigger-invocations/{invocation['id']}/attempts?count=true")
+        ).json()
+        assert [(a["attempt"], a["statusCode"], a["responseExcerpt"]) for a in logged] == [
+            (1, 503, "deploying"),
+            (2, 500, "{}"),
+            (3, 204, None),
+        ]
+        v1 = await gateway.http.get(f"/trigger-invocations/v1/{invocation['id']}/attempts")
+        assert v1.json() == logged
+
+        # Replayed (a fire-and-forget COMPLETED may be): a fourth attempt, the same webhook-id.
+        replayed = await gateway.http.post(f"/trigger-invocations/{invocation['id']}/replay")
+        assert replayed.status_code == 202, replayed.text
+        assert (await gateway.final_status(invocation["id"]))["attempts"] == 4
+        assert [r.headers["webhook-id"] for r in subscriber.received] == [invocation["id"]] * 4
+
+        # Then it goes away for good: the subscription is disabled, saying why.
+        subscriber.behaviours["flaky"] = answer(410, {})
+        since = datetime.now().astimezone().isoformat()
+        [gone] = await gateway.start("t:notify", {"n": 2})
+        assert (await gateway.final_status(gone["id"]))["attempts"] == 1
+        for _ in range(50):
+            shown = (await gateway.http.get(f"/trigger-subscriptions/{sub['id']}")).json()
+            if not shown["enabled"]:
+                break
+        assert "410 Gone" in shown["disabledReason"]
+
+        # Back and enabled again: what failed since the outage is replayed in one call.
+        subscriber.behaviours["flaky"] = answer(200)
+        patched = await gateway.http.patch(
+            f"/trigger-subscriptions/{sub['id']}",
+            json=[{"op": "replace", "path": "/enabled", "value": True}],
+            headers={"content-type": "application/json-patch+json"},
+        )
+        assert (patched.json()["enabled"], patched.json()["disabledReason"]) == (True, None)
+        many = await gateway.http.post(f"/trigger-subscriptions/{sub['id']}/replay", json={"since": since})
+        assert (many.status_code, many.json()) == (202, {"replayed": 1})
+        assert (await gateway.final_status(gone["id"]))["status"] == "COMPLETED"
+
+
+async def test_replay_refusals_are_clear(gateway: GatewayClient) -> None:
+    missing = await gateway.http.post("/trigger-invocations/no-such-id/replay")
+    assert missing.status_code == 404
+    bad = await gateway.http.post("/trigger-subscriptions/no-such-id/replay", json={"since": "yesterday"})
+    assert bad.status_code == 400 and "since" in bad.text
+    naive = await gateway.http.post(
+        "/trigger-subscriptions/no-such-id/replay",
+        json={"since": "2026-12-01T00:00:00", "statuses": ["FAILED"]},
+    )
+    assert naive.status_code == 400  # a time without its offset is ambiguous
+    wrong = await gateway.http.post(
+        "/trigger-subscriptions/no-such-id/replay",
+        json={"since": "2026-12-01T00:00:00Z", "statuses": ["PENDING"]},
+    )
+    assert wrong.status_code == 400
