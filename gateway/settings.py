@@ -99,6 +99,8 @@ class Settings:
     retry_schedule: str = "5,300,1800,7200,18000,36000,36000"
     retry_jitter: float = 0.2
     retry_after_max: float = 3600.0
+    # How long a start's Idempotency-Key is remembered, in seconds.
+    idempotency_ttl: int = 86400
     bootstrap_client_id: str = ""
     bootstrap_client_secret: str = ""
     triggers_file: str = ""
@@ -139,6 +141,8 @@ class Settings:
             raise SettingsError("GATEWAY_MAX_BODY_BYTES must be at least 1024")
         if self.dispatch_concurrency < 1:
             raise SettingsError("GATEWAY_DISPATCH_CONCURRENCY must be at least 1")
+        if self.idempotency_ttl < 1:
+            raise SettingsError("GATEWAY_IDEMPOTENCY_TTL must be at least 1 second")
         if self.token_ttl < 1:
             raise SettingsError("GATEWAY_TOKEN_TTL must be at least 1 second")
         if self.rotation_grace < 0:

@@ -32,6 +32,7 @@ DETAIL_CODES = {
     410: "410 Gone",
     413: "413 Payload Too Large",
     415: "415 Unsupported Media Type",
+    422: "422 Unprocessable Content",
     431: "431 Request Header Fields Too Large",
     429: "429 Too Many Requests",
     500: "500.0 Internal Fault",

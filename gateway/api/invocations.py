@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.adapters import limiter
 from gateway.api.auth import requires
-from gateway.api.requests import body, caused_by, list_query, runtime
+from gateway.api.requests import body, caused_by, idempotency_key, list_query, runtime
 from gateway.api.responses import JSONResponse, page
 from gateway.domain.documents import (
     CompleteInvocationIn,
+    Raised,
     StartInvocationIn,
     TestInvocationIn,
     attempt_out,
@@ -21,16 +23,31 @@ from gateway.domain.documents import (
 )
 from gateway.domain.errors import Forbidden, Invalid, TooManyRequests
 from gateway.runtime import Runtime
-from gateway.usecases import callbacks, raise_trigger, replay, statuses
+from gateway.usecases import callbacks, idempotency, raise_trigger, replay, statuses
 
 MAX_WAIT_SECONDS = 30
 log = logging.getLogger("gateway.start")
 
 
-def _invocations_response(rt: Runtime, created: list[raise_trigger.Started]) -> Response:
+def _invocations_response(rt: Runtime, created: Sequence[Raised], headers: Mapping[str, str]) -> Response:
     if not created:
-        return Response(status_code=204)
-    return JSONResponse([invocation_out(inv, rt.keys.callback_secret(inv.id)) for inv in created])
+        return Response(status_code=204, headers=headers)
+    documents = [invocation_out(inv, rt.keys.callback_secret(inv.id)) for inv in created]
+    return JSONResponse(documents, headers=headers)
+
+
+async def _once(
+    request: Request, endpoint: str, create: Callable[[], Awaitable[Sequence[Raised]]]
+) -> tuple[Sequence[Raised], dict[str, str]]:
+    """What ``create`` creates, or for a repeat of a request with an Idempotency-Key what the
+    first one created, and a header that says so."""
+    key = idempotency_key(request)
+    if key is None:
+        return await create(), {}
+    asked = idempotency.fingerprint(endpoint, await request.body())
+    rt, client_id = runtime(request), request.state.client_id
+    created, replayed = await idempotency.once(rt, client_id, key, asked, create)
+    return created, {"Idempotent-Replayed": "true"} if replayed else {}
 
 
 @requires("invocations:start")
@@ -43,25 +60,31 @@ async def start_invocation(request: Request) -> Response:
         )
     spec = await body(request, StartInvocationIn)
     rt = runtime(request)
-    created = await raise_trigger.start(
-        rt,
-        spec.triggerId,
-        spec.input,
-        spec.contentJson,
-        tenant_id=spec.tenantId,
-        option=spec.option,
-        caused_by=caused_by(request),
+    cause = caused_by(request)
+    created, headers = await _once(
+        request,
+        "start",
+        lambda: raise_trigger.start(
+            rt,
+            spec.triggerId,
+            spec.input,
+            spec.contentJson,
+            tenant_id=spec.tenantId,
+            option=spec.option,
+            caused_by=cause,
+        ),
     )
     if wait is None or not created:
-        return _invocations_response(rt, created)
+        return _invocations_response(rt, created, headers)
     # RFC 7240: the answer itself, once every invocation is final or the wait is over.
     try:
         ended = await statuses.get_all(rt, [inv.id for inv in created], wait)
     except Exception:
         # They are committed: answer with their ids rather than a 500 a producer would retry.
         log.warning("reading the statuses a start waited for failed; answering without them", exc_info=True)
-        return _invocations_response(rt, created)
-    return JSONResponse([status_out(inv) for inv in ended], headers={"Preference-Applied": f"wait={wait}"})
+        return _invocations_response(rt, created, headers)
+    applied = {**headers, "Preference-Applied": f"wait={wait}"}
+    return JSONResponse([status_out(inv) for inv in ended], headers=applied)
 
 
 def preferred_wait(headers: list[str]) -> int | None:
@@ -86,10 +109,14 @@ def preferred_wait(headers: list[str]) -> int | None:
 async def test_invocation(request: Request) -> Response:
     spec = await body(request, TestInvocationIn)
     rt = runtime(request)
-    created = await raise_trigger.start(
-        rt, spec.triggerId, spec.input, spec.contentJson, test=True, subscription_ids=spec.subscriptionIds
+    created, headers = await _once(
+        request,
+        "test",
+        lambda: raise_trigger.start(
+            rt, spec.triggerId, spec.input, spec.contentJson, test=True, subscription_ids=spec.subscriptionIds
+        ),
     )
-    return _invocations_response(rt, created)
+    return _invocations_response(rt, created, headers)
 
 
 async def complete_invocation(request: Request) -> Response:

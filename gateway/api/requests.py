@@ -64,3 +64,16 @@ def caused_by(request: Request) -> str | None:
     if value is not None and not INVOCATION_ID.fullmatch(value):
         raise Invalid(f"the {INVOCATION_HEADER} header must be an invocation id as delivered")
     return value
+
+
+# The Idempotency-Key header's longest value.
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def idempotency_key(request: Request) -> str | None:
+    value = request.headers.get("idempotency-key")
+    if value is None:
+        return None
+    if not 1 <= len(value) <= MAX_IDEMPOTENCY_KEY or not value.isprintable() or not value.isascii():
+        raise Invalid(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters")
+    return value

@@ -51,6 +51,10 @@ class Gone(ApiError):
     status = 410
 
 
+class Unprocessable(ApiError):
+    status = 422
+
+
 class TooLarge(ApiError):
     status = 413
 

@@ -268,6 +268,24 @@ class DeliveryAttempt(SQLModel, table=True):
     response_excerpt: str | None = None
 
 
+class IdempotencyKey(SQLModel, table=True):
+    """A start's Idempotency-Key, for as long as GATEWAY_IDEMPOTENCY_TTL: a repeat of the
+    request is answered with what the first one created."""
+
+    __tablename__ = "idempotency_keys"
+
+    client_id: str = Field(primary_key=True, max_length=128)
+    key: str = Field(primary_key=True, max_length=255)
+    # sha256 of what was asked (the endpoint and the body): the same key for another request
+    # is refused.
+    fingerprint: str = Field(max_length=64)
+    # The invocations the first request created, in its answer's order; None while it is
+    # being handled. Ids only: their callback secrets are derived again, never stored.
+    invocation_ids: list[str] | None = Field(default=None, sa_column=Column(JSON(none_as_null=True)))
+    created: datetime = _time()
+    expires: datetime = _time(index=True)
+
+
 class ApiClient(SQLModel, table=True):
     __tablename__ = "api_clients"
 

@@ -18,7 +18,7 @@ from gateway.adapters.queue import DispatchJob
 from gateway.domain.clock import utcnow
 from gateway.domain.model import DeliveryAttempt, Invocation, Status
 from gateway.runtime import Runtime
-from gateway.usecases import runs
+from gateway.usecases import idempotency, runs
 from gateway.usecases.finished import after_final
 
 log = logging.getLogger("gateway.sweep")
@@ -121,7 +121,7 @@ async def retry_due(rt: Runtime) -> list[DispatchJob]:
 
 
 # Schedules have a loop of their own, which wakes at the next tick (schedules.fire_forever).
-STEPS = (expire_due, retry_due, requeue_due, runs.promote_due)
+STEPS = (expire_due, retry_due, requeue_due, runs.promote_due, idempotency.purge_expired)
 
 
 async def sweep_once(rt: Runtime) -> None:
