@@ -8,10 +8,12 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from gateway.adapters.outbound.target_policy import parse_networks
+from gateway.domain.clock import parse_duration
 
 PREFIX = "GATEWAY_"
 MIN_KEY_LENGTH = 32
@@ -99,6 +101,10 @@ class Settings:
     retry_schedule: str = "5,300,1800,7200,18000,36000,36000"
     retry_jitter: float = 0.2
     retry_after_max: float = 3600.0
+    # How long finished invocations (and their attempt logs) are kept, as ISO-8601 durations:
+    # completed ones, and failed or expired ones. P0D keeps them forever.
+    retention_completed: str = "P7D"
+    retention_failed: str = "P30D"
     # How long a start's Idempotency-Key is remembered, in seconds.
     idempotency_ttl: int = 86400
     bootstrap_client_id: str = ""
@@ -141,6 +147,7 @@ class Settings:
             raise SettingsError("GATEWAY_MAX_BODY_BYTES must be at least 1024")
         if self.dispatch_concurrency < 1:
             raise SettingsError("GATEWAY_DISPATCH_CONCURRENCY must be at least 1")
+        self.retention  # noqa: B018 (raises SettingsError for a duration it cannot parse)
         if self.idempotency_ttl < 1:
             raise SettingsError("GATEWAY_IDEMPOTENCY_TTL must be at least 1 second")
         if self.token_ttl < 1:
@@ -213,6 +220,18 @@ class Settings:
             )
         if not math.isfinite(self.retry_after_max) or self.retry_after_max < 0:
             raise SettingsError("GATEWAY_RETRY_AFTER_MAX must be 0 or more seconds")
+
+    @functools.cached_property
+    def retention(self) -> tuple[timedelta | None, timedelta | None]:
+        """How long completed, and failed or expired, invocations are kept (None: forever)."""
+        kept = []
+        for name in ("retention_completed", "retention_failed"):
+            try:
+                value = parse_duration(getattr(self, name), PREFIX + name.upper())
+            except ValueError as exc:
+                raise SettingsError(f"{exc}; P0D keeps them forever") from None
+            kept.append(value or None)
+        return kept[0], kept[1]
 
     @functools.cached_property
     def retry_delays(self) -> tuple[float, ...]:

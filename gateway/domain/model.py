@@ -186,6 +186,8 @@ class Invocation(SQLModel, table=True):
         # A subscription's runs per tenant: the one in flight, the last one, the waiting ones.
         Index("ix_invocations_lane", "subscription_id", "tenant_id", "completed"),
         Index("ix_invocations_status_next_attempt", "status", "next_attempt"),
+        # What retention deletes: finished longest ago, by status.
+        Index("ix_invocations_status_completed", "status", "completed"),
     )
 
     id: str = Field(primary_key=True, max_length=64)

@@ -1,7 +1,8 @@
 """The sweep: the database, not a queue, decides what is due. Every GATEWAY_SWEEP_INTERVAL
 (wherever the sweep runs: `serve` when embedded, every worker when distributed), passed
 deadlines expire, retries whose time has come are queued, deliveries a crash or a lost
-message left behind are queued again, and waiting runs start. Every step is safe to run in
+message left behind are queued again, waiting runs start, and what is past its retention
+is deleted. Every step is safe to run in
 many processes at once."""
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from gateway.adapters.queue import DispatchJob
 from gateway.domain.clock import utcnow
 from gateway.domain.model import DeliveryAttempt, Invocation, Status
 from gateway.runtime import Runtime
-from gateway.usecases import idempotency, runs
+from gateway.usecases import idempotency, retention, runs
 from gateway.usecases.finished import after_final
 
 log = logging.getLogger("gateway.sweep")
@@ -121,7 +122,7 @@ async def retry_due(rt: Runtime) -> list[DispatchJob]:
 
 
 # Schedules have a loop of their own, which wakes at the next tick (schedules.fire_forever).
-STEPS = (expire_due, retry_due, requeue_due, runs.promote_due, idempotency.purge_expired)
+STEPS = (expire_due, retry_due, requeue_due, runs.promote_due, idempotency.purge_expired, retention.purge_due)
 
 
 async def sweep_once(rt: Runtime) -> None:

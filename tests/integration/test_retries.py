@@ -3,6 +3,7 @@ worker delivers, and its sweep queues the retries)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 from tests.conftest import start_gateway
@@ -80,3 +81,21 @@ async def test_replay_refusals_are_clear(gateway: GatewayClient) -> None:
         json={"since": "2026-12-01T00:00:00Z", "statuses": ["PENDING"]},
     )
     assert wrong.status_code == 400
+
+
+async def test_a_finished_invocation_past_its_retention_is_deleted(
+    store: Store, subscriber: Subscriber
+) -> None:
+    async with start_gateway(store, retention_completed="PT1S") as gateway:
+        await gateway.create_trigger("t:notify", name="Notify", type="FIRE_AND_FORGET")
+        await gateway.subscribe("t:notify", subscriber.endpoint("ok", answer(200)))
+        [invocation] = await gateway.start("t:notify", {})
+        assert (await gateway.final_status(invocation["id"]))["status"] == "COMPLETED"
+        for _ in range(100):
+            found = await gateway.http.get(f"/trigger-invocations/{invocation['id']}/status")
+            if found.status_code == 404:
+                break
+            await asyncio.sleep(0.05)
+        assert found.status_code == 404, found.text
+        attempts = await gateway.http.get(f"/trigger-invocations/{invocation['id']}/attempts")
+        assert attempts.status_code == 404
