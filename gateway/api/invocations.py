@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -12,8 +13,10 @@ from gateway.adapters import limiter
 from gateway.api.auth import requires
 from gateway.api.requests import body, caused_by, idempotency_key, list_query, runtime
 from gateway.api.responses import JSONResponse, page
+from gateway.domain.clock import timestamp
 from gateway.domain.documents import (
     CompleteInvocationIn,
+    HeartbeatIn,
     Raised,
     StartInvocationIn,
     TestInvocationIn,
@@ -23,7 +26,7 @@ from gateway.domain.documents import (
 )
 from gateway.domain.errors import Forbidden, Invalid, TooManyRequests
 from gateway.runtime import Runtime
-from gateway.usecases import callbacks, idempotency, raise_trigger, replay, statuses
+from gateway.usecases import callbacks, heartbeats, idempotency, raise_trigger, replay, statuses
 
 MAX_WAIT_SECONDS = 30
 log = logging.getLogger("gateway.start")
@@ -123,12 +126,31 @@ async def complete_invocation(request: Request) -> Response:
     # No access token: the subscriber proves itself with the invocation's secret.
     spec = await body(request, CompleteInvocationIn)
     rt = runtime(request)
+    async with _secret_checked(request) as invocation_id:
+        await callbacks.complete(rt, invocation_id, spec.secret, spec.output, spec.error)
+    return Response(status_code=204)
+
+
+async def heartbeat(request: Request) -> Response:
+    # As a callback: the invocation's secret, and the same limits on wrong ones.
+    spec = await body(request, HeartbeatIn)
+    rt = runtime(request)
+    async with _secret_checked(request) as invocation_id:
+        deadline = await heartbeats.beat(rt, invocation_id, spec.secret, spec.extendBy, spec.progress)
+    return JSONResponse({"deadline": timestamp(deadline)})
+
+
+@asynccontextmanager
+async def _secret_checked(request: Request) -> AsyncIterator[str]:
+    """The invocation id, for a request that proves itself with the invocation's secret.
+
+    After too many wrong secrets for one invocation from one address (or, a hundred times
+    as many, from all addresses), refuse without checking the secret until the window
+    passes: guessing an HMAC is hopeless anyway, but a leaked invocation id must not buy
+    unlimited guesses, nor a storm unlimited database reads, and a flood from elsewhere must
+    not lock out the real subscriber. Only a wrong secret (403) stays counted."""
+    rt = runtime(request)
     invocation_id = request.path_params["id"]
-    # After too many wrong secrets for one invocation from one address (or, a hundred times
-    # as many, from all addresses), refuse without checking the secret until the window
-    # passes: guessing an HMAC is hopeless anyway, but a leaked invocation id must not buy
-    # unlimited guesses, nor a storm unlimited database reads, and a flood from elsewhere must
-    # not lock out the real subscriber. Only a wrong secret (403) stays counted.
     address = limiter.address(request.client.host if request.client else "unknown")
     settings = rt.settings
     counted = [
@@ -138,8 +160,7 @@ async def complete_invocation(request: Request) -> Response:
     async with limiter.counted_attempts(rt.limiter, counted, settings.failure_window, Forbidden) as wait:
         if wait > 0:
             raise TooManyRequests(f"too many wrong secrets for invocation {invocation_id}", wait)
-        await callbacks.complete(rt, invocation_id, spec.secret, spec.output, spec.error)
-    return Response(status_code=204)
+        yield invocation_id
 
 
 @requires("invocations:read")

@@ -16,6 +16,7 @@ BETA_ROUTES: list[BaseRoute] = [
     Route("/trigger-invocations/status", invocations.list_statuses, methods=["GET"]),
     Route("/trigger-invocations/{id}/status", invocations.get_status, methods=["GET"]),
     Route("/trigger-invocations/{id}/complete", invocations.complete_invocation, methods=["POST"]),
+    Route("/trigger-invocations/{id}/heartbeat", invocations.heartbeat, methods=["POST"]),
     Route("/trigger-invocations/{id}/attempts", invocations.list_attempts, methods=["GET"]),
     Route("/trigger-invocations/{id}/replay", invocations.replay_invocation, methods=["POST"]),
     Route("/oauth/token", oauth.token, methods=["POST"]),

@@ -191,6 +191,12 @@ class CompleteInvocationIn(WireModel):
     error: str | None = Field(default=None, max_length=4000)
 
 
+class HeartbeatIn(WireModel):
+    secret: str = Field(min_length=1, max_length=512)
+    extendBy: str | None = Field(default=None, min_length=1, max_length=64)
+    progress: str | None = Field(default=None, max_length=1024)
+
+
 ReplayableStatus = Literal["FAILED", "EXPIRED", "COMPLETED"]
 
 
@@ -336,6 +342,7 @@ def status_out(inv: Invocation) -> JsonObject:
         "deadline": timestamp(inv.deadline),
         "attempts": inv.attempts,
         "nextAttempt": timestamp(inv.next_attempt) if inv.status == Status.RETRYING else None,
+        "progress": inv.progress,
         # How it was raised, for whom, and the run that carried it.
         "source": inv.source,
         "tenantId": inv.tenant_id,

@@ -210,6 +210,8 @@ class Invocation(SQLModel, table=True):
     attempts_at_replay: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     # RETRYING: when the next attempt is due.
     next_attempt: datetime | None = _time(nullable=True)
+    # The subscriber's last heartbeat note (AWAITING_CALLBACK), at most 1 KiB.
+    progress: str | None = None
     source: str = Field(default=Source.API, max_length=16)
     tenant_id: str | None = Field(default=None, max_length=255)
     option: str | None = Field(default=None, max_length=255)

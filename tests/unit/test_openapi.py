@@ -82,6 +82,7 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "StartInvocationInput": schemas.StartInvocationIn,
     "TestInvocationInput": schemas.TestInvocationIn,
     "CompleteInvocationInput": schemas.CompleteInvocationIn,
+    "HeartbeatInput": schemas.HeartbeatIn,
     "ValidateFilterInput": schemas.ValidateFilterIn,
     "ReplayInput": schemas.ReplayIn,
     "ApiClientInput": schemas.ApiClientIn,
@@ -247,7 +248,7 @@ def test_versioned_paths_serve_the_same_endpoints_and_win_over_ids(doc: dict[str
     pairs = [
         ((m, path), (m, v1)) for m, path in routed_operations(BETA_ROUTES) for v1 in versioned(doc, path)
     ]
-    assert len(pairs) == 24, pairs  # triggers 5, subscriptions 12, invocations 7
+    assert len(pairs) == 25, pairs  # triggers 5, subscriptions 12, invocations 8
     for beta, v1 in pairs:
         for prefix in ("", BETA):
             served = (v1[0], prefix + v1[1])
@@ -319,7 +320,12 @@ def test_security_matches_the_requires_decorator(doc: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("path", "method"), [("/oauth/token", "post"), ("/trigger-invocations/{id}/complete", "post")]
+    ("path", "method"),
+    [
+        ("/oauth/token", "post"),
+        ("/trigger-invocations/{id}/complete", "post"),
+        ("/trigger-invocations/{id}/heartbeat", "post"),
+    ],
 )
 def test_secret_checks_document_their_lockout(doc: dict[str, Any], path: str, method: str) -> None:
     response = deref(doc, doc["paths"][path][method]["responses"].get("429"))
