@@ -30,7 +30,8 @@ async def awaiting(app: Driver, subscriber: Subscriber, deadline: str = "PT1S") 
     [invocation] = await app.start("test:approver", {})
     [delivered] = await subscriber.wait_for(1)
     await app.reach(invocation["id"], "AWAITING_CALLBACK")
-    return delivered.body["_metadata"]
+    metadata: Document = delivered.body["_metadata"]
+    return metadata
 
 
 async def test_a_heartbeat_keeps_an_invocation_alive_past_its_first_deadline(
