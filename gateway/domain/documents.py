@@ -92,6 +92,8 @@ class TriggerIn(WireModel):
     schedules: list[ScheduleOption] | None = Field(default=None, max_length=MAX_SCHEDULES)
     customSchedules: bool = False
     schedulesPausedByDefault: bool = False
+    # Extension: what an invocation completes with when it fails or expires (fail-open).
+    fallbackOutput: Any = None
 
     @field_validator("id")
     @classmethod
@@ -241,6 +243,7 @@ def trigger_out(trigger: Trigger) -> JsonObject:
         "schedules": trigger.schedules,
         "customSchedules": trigger.custom_schedules,
         "schedulesPausedByDefault": trigger.schedules_paused_by_default,
+        "fallbackOutput": trigger.fallback_output,
     }
 
 
@@ -343,6 +346,7 @@ def status_out(inv: Invocation) -> JsonObject:
         "attempts": inv.attempts,
         "nextAttempt": timestamp(inv.next_attempt) if inv.status == Status.RETRYING else None,
         "progress": inv.progress,
+        "fallback": inv.fallback,
         # How it was raised, for whom, and the run that carried it.
         "source": inv.source,
         "tenantId": inv.tenant_id,

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, NotRequired, TypedDict
 
 from sqlalchemy import JSON, Column, DateTime, Index, TypeDecorator
+from sqlalchemy import false as sa_false
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
@@ -129,6 +130,9 @@ class Trigger(SQLModel, table=True):
     schedules: list[dict[str, str]] | None = _json()
     custom_schedules: bool = False
     schedules_paused_by_default: bool = False
+    # REQUEST_RESPONSE: the output an invocation completes with when it fails or expires
+    # (fail-open); None: it fails (fail-closed).
+    fallback_output: Any = _json()
     created: datetime = _time()
 
 
@@ -212,6 +216,8 @@ class Invocation(SQLModel, table=True):
     next_attempt: datetime | None = _time(nullable=True)
     # The subscriber's last heartbeat note (AWAITING_CALLBACK), at most 1 KiB.
     progress: str | None = None
+    # Completed with its trigger's fallbackOutput, because it failed or expired (error says why).
+    fallback: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})
     source: str = Field(default=Source.API, max_length=16)
     tenant_id: str | None = Field(default=None, max_length=255)
     option: str | None = Field(default=None, max_length=255)

@@ -17,6 +17,7 @@ from gateway.domain.clock import timestamp, utcnow
 from gateway.domain.errors import Conflict, Forbidden, Gone, Invalid
 from gateway.domain.model import DispatchMode, Invocation, Status, Trigger, TriggerType
 from gateway.runtime import Runtime
+from gateway.usecases import fallback
 from gateway.usecases.finished import after_final
 from gateway.usecases.sweep import expire_due
 
@@ -37,18 +38,20 @@ async def complete(rt: Runtime, invocation_id: str, secret: str, output: Any, er
         # Expired now rather than at the next sweep, so that its status agrees with the 410.
         await expire_due(rt, invocation_id)
         raise Gone(f"the deadline {timestamp(inv.deadline)} has passed")
-    values = await _completion(inv, trigger.output_schema if trigger else None, output, error)
+    values = await _completion(inv, trigger, output, error)
     async with rt.sessions() as session:
         await _record(session, inv, digest, values)
     await after_final(rt, [inv])
 
 
 async def _completion(
-    inv: Invocation, schema: dict[str, Any] | None, output: Any, error: str | None
+    inv: Invocation, trigger: Trigger | None, output: Any, error: str | None
 ) -> dict[str, Any]:
     """The values a completion records, once the output is checked."""
     if error is not None:
-        return {"status": Status.FAILED, "error": f"the subscriber reported: {error}"}
+        fallback_output = None if trigger is None else trigger.fallback_output
+        return fallback.failure(f"the subscriber reported: {error}", fallback_output)
+    schema = trigger.output_schema if trigger else None
     problems = await json_schema.check(schema, output) if output is not None else ["$: output is required"]
     if problems:
         raise Invalid(

@@ -21,6 +21,7 @@ from gateway.domain.delivery import Failure, Outcome
 from gateway.domain.keys import Undecryptable
 from gateway.domain.model import Invocation, Status, Subscription, Trigger, TriggerType
 from gateway.runtime import Runtime, best_effort
+from gateway.usecases import fallback as fallbacks
 from gateway.usecases import runs, subscriptions
 from gateway.usecases.finished import after_final
 
@@ -96,12 +97,19 @@ _STATUS_OF = {"awaiting": Status.AWAITING_CALLBACK, "completed": Status.COMPLETE
 async def _record(rt: Runtime, inv: Invocation, outcome: Outcome, attempt: AttemptLog) -> None:
     now = utcnow()
     status = _STATUS_OF[outcome.kind]
-    retry_at = _retry_at(rt, inv, outcome, now)
+    output, retry_at = outcome.output, _retry_at(rt, inv, outcome, now)
     if retry_at is not None:
         status = Status.RETRYING
+    fallback = None
+    if status == Status.FAILED and inv.trigger_type == TriggerType.REQUEST_RESPONSE:
+        fallback = await fallbacks.output_for(rt, inv.trigger_id)
+        if fallback is not None:
+            status, output = Status.COMPLETED, fallback
     # A callback may have completed it while we waited for the acknowledgement, and only
     # this attempt may record its outcome (not one that a sweep started again).
-    changed = await rt.invocations.record(inv, status, outcome.output, outcome.error, now, attempt, retry_at)
+    changed = await rt.invocations.record(
+        inv, status, output, outcome.error, now, attempt, retry_at, fallback=fallback is not None
+    )
     if not changed:
         log.info("invocation=%s outcome=%s not recorded: it moved on meanwhile", inv.id, outcome.kind)
         return

@@ -27,7 +27,8 @@ BATCH = 200
 def replayable(inv: Invocation) -> bool:
     status = Status(inv.status)
     if status == Status.COMPLETED:
-        return inv.trigger_type == TriggerType.FIRE_AND_FORGET
+        # A request-response output was accepted, unless it is the fallback of a failure.
+        return inv.trigger_type == TriggerType.FIRE_AND_FORGET or inv.fallback
     return status in REPLAYABLE
 
 
@@ -39,7 +40,7 @@ async def invocation(rt: Runtime, invocation_id: str) -> Invocation:
     if not replayable(inv):
         raise Conflict(
             f"invocation {invocation_id} is {inv.status}: only FAILED and EXPIRED invocations, and "
-            "COMPLETED fire-and-forget ones, can be replayed"
+            "COMPLETED fire-and-forget ones or ones completed with a fallback output, can be replayed"
         )
     async with rt.sessions() as session:
         replayed = await _again(session, [inv], utcnow())
@@ -64,7 +65,8 @@ async def subscription(
     ]
     if Status.COMPLETED in statuses:
         completed = col(Invocation.status) == Status.COMPLETED
-        kinds.append(and_(completed, col(Invocation.trigger_type) == TriggerType.FIRE_AND_FORGET))
+        fire_and_forget = col(Invocation.trigger_type) == TriggerType.FIRE_AND_FORGET
+        kinds.append(and_(completed, or_(fire_and_forget, col(Invocation.fallback))))
     wanted = or_(*kinds)
     query = (
         select(Invocation)
@@ -108,6 +110,7 @@ async def _again(
             "error": None,
             "completion_digest": None,
             "next_attempt": None,
+            "fallback": False,
             "attempts_at_replay": inv.attempts,
         }
         as_read = col(Invocation.attempts) == inv.attempts

@@ -9,20 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import insert, literal, update
+from sqlalchemy import ColumnElement, insert, literal, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from gateway.adapters.database.transitions import ENDED_COLUMNS
 from gateway.adapters.queue import DispatchJob
 from gateway.domain.clock import utcnow
-from gateway.domain.model import DeliveryAttempt, Invocation, Status
+from gateway.domain.model import DeliveryAttempt, Invocation, Status, TriggerType
 from gateway.runtime import Runtime
-from gateway.usecases import idempotency, retention, runs
+from gateway.usecases import fallback, idempotency, retention, runs
 from gateway.usecases.finished import after_final
 
 log = logging.getLogger("gateway.sweep")
+
+_request_response = col(Invocation.trigger_type) == TriggerType.REQUEST_RESPONSE
 
 # A delivery cut off by a crash is tried again (it may be what crashes the process), at
 # most this many attempts in all, or as many as the retry schedule gives if more.
@@ -32,27 +37,57 @@ INTERRUPTED = "the attempt was cut off: the process delivering it stopped"
 
 async def expire_due(rt: Runtime, invocation_id: str | None = None) -> list[str]:
     """Mark EXPIRED every invocation (or just this one) still awaiting its callback past
-    its deadline."""
+    its deadline (or complete it with its trigger's fallback output)."""
     now = utcnow()
-    query = (
-        update(Invocation)
-        .where(col(Invocation.status) == Status.AWAITING_CALLBACK)
-        .where(col(Invocation.deadline) <= now)
-    )
+    due = [col(Invocation.status) == Status.AWAITING_CALLBACK, col(Invocation.deadline) <= now]
     if invocation_id is not None:
-        query = query.where(col(Invocation.id) == invocation_id)
+        due.append(col(Invocation.id) == invocation_id)
+    falling_back = await _fallbacks(rt, due)
     async with rt.sessions() as session:
-        result = await session.execute(
-            query.values(
-                status=Status.EXPIRED, completed=now, error="no callback before the deadline"
-            ).returning(*ENDED_COLUMNS)
+        expired = await _end(
+            session, due, Status.EXPIRED, "no callback before the deadline", now, falling_back
         )
-        expired = result.all()
         await session.commit()
     if expired:
         await after_final(rt, expired)
         log.info("expired %d invocation(s) past their deadline", len(expired))
     return [row.id for row in expired]
+
+
+async def _fallbacks(rt: Runtime, conditions: Sequence[ColumnElement[bool]]) -> dict[str, Any]:
+    """The fallback outputs of the request-response triggers of the invocations that meet
+    ``conditions``, by trigger id (read before the transaction: the catalog may need one)."""
+    query = select(col(Invocation.trigger_id)).where(*conditions, _request_response).distinct()
+    async with rt.sessions() as session:
+        trigger_ids = (await session.execute(query)).scalars().all()
+    outputs = {trigger_id: await fallback.output_for(rt, trigger_id) for trigger_id in trigger_ids}
+    return {trigger_id: output for trigger_id, output in outputs.items() if output is not None}
+
+
+async def _end(
+    session: AsyncSession,
+    conditions: Sequence[ColumnElement[bool]],
+    status: Status,
+    error: str,
+    now: datetime,
+    falling_back: Mapping[str, Any],
+) -> list[Any]:
+    """Every invocation that meets ``conditions`` to ``status``, or COMPLETED with the
+    fallback output of its trigger if it has one; the ENDED_COLUMNS of each."""
+    ended: list[Any] = []
+    for trigger_id, output in falling_back.items():
+        with_fallback = [*conditions, _request_response, col(Invocation.trigger_id) == trigger_id]
+        values = {"completed": now, **fallback.failure(error, output)}
+        result = await session.execute(
+            update(Invocation).where(*with_fallback).values(values).returning(*ENDED_COLUMNS)
+        )
+        ended += result.all()
+    values = {"status": status, "completed": now, "error": error}
+    result = await session.execute(
+        update(Invocation).where(*conditions).values(values).returning(*ENDED_COLUMNS)
+    )
+    ended += result.all()
+    return ended
 
 
 async def requeue_due(rt: Runtime) -> list[DispatchJob]:
@@ -68,6 +103,8 @@ async def requeue_due(rt: Runtime) -> list[DispatchJob]:
     )
     stranded = update(Invocation).where(*is_stranded)
     most = max(MAX_ATTEMPTS, len(settings.retry_delays) + 1)
+    exhausted = [*is_stranded, col(Invocation.attempts) - col(Invocation.attempts_at_replay) >= most]
+    falling_back = await _fallbacks(rt, exhausted)
     async with rt.sessions() as session:
         # Logged as attempts first, in the same transaction as what follows from them.
         await session.execute(
@@ -81,12 +118,8 @@ async def requeue_due(rt: Runtime) -> list[DispatchJob]:
                 ).where(*is_stranded),
             )
         )
-        gave_up = await session.execute(
-            stranded.where(col(Invocation.attempts) - col(Invocation.attempts_at_replay) >= most)
-            .values(status=Status.FAILED, completed=now, error=f"{INTERRUPTED}, and no attempts are left")
-            .returning(*ENDED_COLUMNS)
-        )
-        failed = gave_up.all()
+        gave_up = f"{INTERRUPTED}, and no attempts are left"
+        failed = await _end(session, exhausted, Status.FAILED, gave_up, now, falling_back)
         await session.execute(stranded.values(status=Status.PENDING, queued_at=now - requeue_after))
         result = await session.execute(
             update(Invocation)

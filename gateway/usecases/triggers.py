@@ -38,9 +38,12 @@ async def check(spec: TriggerIn) -> None:
             problems += [f"{field} {p}" for p in await json_schema.check_schema(schema)]
     if problems:
         raise Invalid("a schema is not a valid JSON Schema", causes=problems)
+    if spec.fallbackOutput is not None and spec.type != TriggerType.REQUEST_RESPONSE:
+        raise Invalid("fallbackOutput is for REQUEST_RESPONSE triggers: a fire-and-forget one has no output")
     for field, schema, example in (
         ("exampleInput", spec.inputSchema, spec.exampleInput),
         ("exampleOutput", spec.outputSchema, spec.exampleOutput),
+        ("fallbackOutput", spec.outputSchema, spec.fallbackOutput),
     ):
         if schema is not None and example is not None:
             problems += [f"{field} {p}" for p in await json_schema.check(schema, example)]
@@ -80,6 +83,7 @@ def apply(trigger: Trigger, spec: TriggerIn) -> None:
     trigger.schedules = [s.model_dump() for s in spec.schedules] if spec.schedules is not None else None
     trigger.custom_schedules = spec.customSchedules
     trigger.schedules_paused_by_default = spec.schedulesPausedByDefault
+    trigger.fallback_output = spec.fallbackOutput
 
 
 async def _follow(session: AsyncSession, trigger: Trigger, spec: TriggerIn) -> None:

@@ -277,7 +277,8 @@ class InvocationStore:
             _C.attempts == bindparam("attempt"),
         )
         outcome: dict[str, Any] = {
-            name: bindparam(name) for name in ("status", "output", "error", "completed", "next_attempt")
+            name: bindparam(name)
+            for name in ("status", "output", "error", "completed", "next_attempt", "fallback")
         }
         recorded = this_attempt.values(outcome).returning(_C.id)
         # The attempt's log entry, written with its outcome: on SQLite a second statement in
@@ -336,6 +337,7 @@ class InvocationStore:
         now: datetime,
         attempt: AttemptLog,
         next_attempt: datetime | None = None,
+        fallback: bool = False,
     ) -> bool:
         """DISPATCHING -> ``status``, if ``inv``'s attempt is still the one in flight; the
         attempt's log entry is written in the same transaction either way (it was made)."""
@@ -348,6 +350,7 @@ class InvocationStore:
             "error": error,
             "completed": completed,
             "next_attempt": next_attempt,
+            "fallback": fallback,
         }
         values.update({f"log_{name}": value for name, value in attempt.items()})
         first, *then = self._record_steps
