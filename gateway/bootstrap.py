@@ -34,7 +34,7 @@ from gateway.adapters.queue.memory import InProcessQueue
 from gateway.domain.keys import Keys
 from gateway.runtime import Runtime
 from gateway.settings import Settings
-from gateway.usecases import api_clients, schedules, subscriptions, triggers
+from gateway.usecases import api_clients, builtin, schedules, subscriptions, triggers
 from gateway.usecases.catalog import Catalog
 from gateway.usecases.deliver import deliver
 from gateway.usecases.sweep import sweep_forever
@@ -95,6 +95,7 @@ async def _cancel(task: asyncio.Task[None]) -> None:
 
 async def _prepare_catalog(rt: Runtime) -> None:
     await api_clients.ensure_bootstrap_client(rt)
+    await builtin.ensure(rt)
     sealed = await subscriptions.seal_url_queries(rt)
     if sealed:
         log.info("encrypted the query strings of %d subscription URL(s)", sealed)

@@ -105,6 +105,14 @@ class Settings:
     # completed ones, and failed or expired ones. P0D keeps them forever.
     retention_completed: str = "P7D"
     retention_failed: str = "P30D"
+    # Circuit breaking: after breaker_failures consecutive failed deliveries (no connection, no
+    # answer in time, 5xx) a subscription's circuit opens: deliveries wait (fire-and-forget)
+    # or fail at once (request-response) until, breaker_cooldown seconds on, one probe
+    # delivery goes. 0 failures: never opens. After disable_after (ISO-8601) of failures
+    # without a success, the subscription is disabled (P0D: never).
+    breaker_failures: int = 5
+    breaker_cooldown: float = 30.0
+    disable_after: str = "P5D"
     # How long a start's Idempotency-Key is remembered, in seconds.
     idempotency_ttl: int = 86400
     bootstrap_client_id: str = ""
@@ -148,6 +156,11 @@ class Settings:
         if self.dispatch_concurrency < 1:
             raise SettingsError("GATEWAY_DISPATCH_CONCURRENCY must be at least 1")
         self.retention  # noqa: B018 (raises SettingsError for a duration it cannot parse)
+        self.disabled_after  # noqa: B018 (likewise)
+        if self.breaker_failures < 0:
+            raise SettingsError("GATEWAY_BREAKER_FAILURES must be 0 (never open) or more failures")
+        if not math.isfinite(self.breaker_cooldown) or self.breaker_cooldown <= 0:
+            raise SettingsError("GATEWAY_BREAKER_COOLDOWN must be a positive number of seconds")
         if self.idempotency_ttl < 1:
             raise SettingsError("GATEWAY_IDEMPOTENCY_TTL must be at least 1 second")
         if self.token_ttl < 1:
@@ -220,6 +233,14 @@ class Settings:
             )
         if not math.isfinite(self.retry_after_max) or self.retry_after_max < 0:
             raise SettingsError("GATEWAY_RETRY_AFTER_MAX must be 0 or more seconds")
+
+    @functools.cached_property
+    def disabled_after(self) -> timedelta | None:
+        """How long a subscription may fail without a success before it is disabled."""
+        try:
+            return parse_duration(self.disable_after, "GATEWAY_DISABLE_AFTER") or None
+        except ValueError as exc:
+            raise SettingsError(f"{exc}; P0D never disables") from None
 
     @functools.cached_property
     def retention(self) -> tuple[timedelta | None, timedelta | None]:

@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from gateway.domain import strict_json
-from gateway.domain.clock import timestamp
+from gateway.domain import circuit, strict_json
+from gateway.domain.clock import timestamp, utcnow
 from gateway.domain.model import (
     ANY_OPTION,
     ApiClient,
@@ -272,8 +272,13 @@ def subscription_out(sub: Subscription, trigger_name: str | None) -> JsonObject:
         "name": sub.name,
         "description": sub.description,
         "enabled": sub.enabled,
-        # Extension: why the gateway disabled it (a 410 Gone), and when.
+        # Extensions: why the gateway disabled it (a 410 Gone), and when; its circuit breaker.
         "disabledReason": sub.disabled_reason,
+        "circuit": {
+            "state": circuit.state(sub.circuit_open, sub.probe_at, utcnow()).value,
+            "since": timestamp(sub.circuit_since),
+            "consecutiveFailures": sub.consecutive_failures,
+        },
         "responseDeadline": sub.response_deadline,
         "filter": sub.filter,
         "httpConfig": http_config,

@@ -178,6 +178,14 @@ class Subscription(SQLModel, table=True):
     # Why the gateway disabled it (the subscriber answered 410 Gone), and when; cleared when
     # it is enabled again.
     disabled_reason: str | None = None
+    # The circuit breaker (domain/circuit.py): consecutive failed deliveries and since when
+    # they fail; whether the circuit is open, since when (or closed since when), and when the
+    # next probe delivery may go.
+    consecutive_failures: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    failing_since: datetime | None = _time(nullable=True)
+    circuit_open: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})
+    circuit_since: datetime | None = _time(nullable=True)
+    probe_at: datetime | None = _time(nullable=True)
     created: datetime = _time()
     modified: datetime = _time()
 

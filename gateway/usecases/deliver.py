@@ -21,8 +21,8 @@ from gateway.domain.delivery import Failure, Outcome
 from gateway.domain.keys import Undecryptable
 from gateway.domain.model import Invocation, Status, Subscription, Trigger, TriggerType
 from gateway.runtime import Runtime, best_effort
+from gateway.usecases import circuit, runs, subscriptions
 from gateway.usecases import fallback as fallbacks
-from gateway.usecases import runs, subscriptions
 from gateway.usecases.finished import after_final
 
 log = logging.getLogger("gateway.invocations")
@@ -37,14 +37,22 @@ async def deliver(rt: Runtime, invocation_id: str) -> None:
     try:
         run = await runs.context(rt.invocations, inv)
         target = await _target(rt, inv)
+        held_until = None if target is None else await circuit.admit(rt, target[0], utcnow())
     except BaseException:
         # Nothing was sent: give the claim back rather than leave it to the sweep's grace
         # and spend an attempt (if this fails too, the sweep still delivers it).
         with contextlib.suppress(Exception):
             await rt.invocations.release(inv)
         raise
+    if held_until is not None and inv.trigger_type == TriggerType.FIRE_AND_FORGET:
+        # The circuit is open: it waits, without spending an attempt.
+        await rt.invocations.release(inv, until=held_until)
+        return
     started, clock = utcnow(), time.monotonic()
-    outcome = await _send(rt, inv, target, run)
+    if held_until is not None and target is not None:
+        outcome = _circuit_open(target[0])  # a request-response fails at once
+    else:
+        outcome = await _send(rt, inv, target, run)
     attempt = AttemptLog(
         started=started,
         duration_ms=round((time.monotonic() - clock) * 1000),
@@ -53,6 +61,18 @@ async def deliver(rt: Runtime, invocation_id: str) -> None:
         response_excerpt=outcome.excerpt,
     )
     await _record(rt, inv, outcome, attempt)
+    if target is not None and held_until is None:
+        await best_effort(
+            "counting for the circuit breaker", circuit.observe(rt, target[0], outcome, utcnow())
+        )
+
+
+def _circuit_open(sub: Subscription) -> Outcome:
+    return delivery.failed(
+        f"not delivered: the subscription's circuit is open since {timestamp(sub.circuit_since)}, after "
+        f"{sub.consecutive_failures} consecutive failed deliveries; a probe delivery goes at "
+        f"{timestamp(sub.probe_at)}"
+    )
 
 
 async def _target(rt: Runtime, inv: Invocation) -> tuple[Subscription, Trigger] | None:

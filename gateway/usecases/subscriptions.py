@@ -18,14 +18,15 @@ from sqlmodel import col, select
 from gateway.adapters.database import listing
 from gateway.adapters.database.rows import get_existing, lock_row
 from gateway.domain import cron, rotation, signing, urls
-from gateway.domain.clock import parse_deadline, utcnow
+from gateway.domain.clock import parse_deadline, timestamp, utcnow
 from gateway.domain.documents import ScheduleIn, SubscriptionIn, subscription_out
 from gateway.domain.errors import Conflict, Invalid, describe_validation_error
 from gateway.domain.jsonpath_filter import FilterSyntaxError, compile_filter
 from gateway.domain.list_query import Listable, ListQuery
 from gateway.domain.model import ANY_OPTION, AuthType, Subscription, Trigger, TriggerType
-from gateway.runtime import Runtime
-from gateway.usecases import catalog
+from gateway.runtime import Runtime, best_effort
+from gateway.usecases import catalog, raise_trigger
+from gateway.usecases.builtin import SUBSCRIPTION_DISABLED
 
 log = logging.getLogger("gateway.subscriptions")
 
@@ -347,17 +348,34 @@ async def rotate_secret(rt: Runtime, subscription_id: str) -> tuple[Subscription
 
 
 async def disable(rt: Runtime, subscription_id: str, reason: str) -> None:
-    """The gateway's own disabling (a subscriber that answered 410 Gone), saying why."""
+    """The gateway's own disabling (a subscriber that answered 410 Gone, or that has failed
+    for too long), saying why; operators hear of it through the built-in fire-and-forget
+    trigger gateway:subscription-disabled."""
+    now = utcnow()
     async with rt.sessions() as session:
         result = await session.execute(
             update(Subscription)
             .where(col(Subscription.id) == subscription_id, col(Subscription.enabled))
-            .values(enabled=False, disabled_reason=reason, modified=utcnow())
+            .values(enabled=False, disabled_reason=reason, modified=now)
+            .returning(col(Subscription.name), col(Subscription.trigger_id))
         )
+        disabled = result.one_or_none()
         await session.commit()
-    if result.rowcount:  # type: ignore[attr-defined]
-        log.warning("subscription=%s disabled: %s", subscription_id, reason)
-        await catalog.changed(rt)
+    if disabled is None:
+        return
+    log.warning("subscription=%s disabled: %s", subscription_id, reason)
+    await catalog.changed(rt)
+    name, trigger_id = disabled
+    notice = {
+        "subscriptionId": subscription_id,
+        "subscriptionName": name,
+        "triggerId": trigger_id,
+        "reason": reason,
+        "disabledAt": timestamp(now),
+    }
+    await best_effort(
+        "raising gateway:subscription-disabled", raise_trigger.start(rt, SUBSCRIPTION_DISABLED, notice, {})
+    )
 
 
 async def _locked(session: AsyncSession, subscription_id: str) -> Named:

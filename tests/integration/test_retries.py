@@ -99,3 +99,29 @@ async def test_a_finished_invocation_past_its_retention_is_deleted(
         assert found.status_code == 404, found.text
         attempts = await gateway.http.get(f"/trigger-invocations/{invocation['id']}/attempts")
         assert attempts.status_code == 404
+
+
+async def test_a_circuit_opens_holds_and_closes_across_processes(
+    store: Store, subscriber: Subscriber
+) -> None:
+    async with start_gateway(store, retry_schedule="", breaker_failures=2, breaker_cooldown=1.0) as gateway:
+        assert (await gateway.http.get("/triggers/gateway:subscription-disabled")).status_code == 200
+        await gateway.create_trigger("t:notify", name="Notify", type="FIRE_AND_FORGET")
+        sub = await gateway.subscribe("t:notify", subscriber.endpoint("down", answer(503, {})))
+        for n in range(2):
+            [failing] = await gateway.start("t:notify", {"n": n})
+            assert (await gateway.final_status(failing["id"]))["status"] == "FAILED"
+        # The circuit counts an outcome just after it is recorded.
+        for _ in range(100):
+            shown = (await gateway.http.get(f"/trigger-subscriptions/{sub['id']}")).json()
+            if shown["circuit"]["state"] == "open":
+                break
+            await asyncio.sleep(0.02)
+        assert shown["circuit"]["state"] == "open"
+        [held] = await gateway.start("t:notify", {"n": 2})
+        await gateway.reach(held["id"], "RETRYING")
+        subscriber.behaviours["down"] = answer(200)
+        done = await gateway.final_status(held["id"])
+        assert (done["status"], done["attempts"]) == ("COMPLETED", 1)
+        shown = (await gateway.http.get(f"/trigger-subscriptions/{sub['id']}")).json()
+        assert (shown["circuit"]["state"], shown["circuit"]["consecutiveFailures"]) == ("closed", 0)

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.api.app import create_app
+from gateway.usecases.builtin import SUBSCRIPTION_DISABLED
 from tests.conftest import make_settings, start_gateway
 from tests.gateway_client import GatewayClient
 from tests.servers import serve
@@ -373,7 +374,8 @@ async def test_catalog_file_loaded_at_start(tmp_path: Path, kind: str) -> None:
         response = await gateway.http.get("/beta/triggers")
     assert response.status_code == 200, response.text
     by_id = {t["id"]: t for t in response.json()}
-    assert set(by_id) == {"catalog:approver", "catalog:created"}
+    # The file's, beside the gateway's own.
+    assert set(by_id) == {"catalog:approver", "catalog:created", SUBSCRIPTION_DISABLED}
     approver = by_id["catalog:approver"]
     assert json.loads(approver["inputSchema"]) == INPUT_SCHEMA
     assert json.loads(approver["outputSchema"]) == OUTPUT_SCHEMA
@@ -423,7 +425,7 @@ async def test_catalog_updates_its_triggers_and_leaves_others_alone(tmp_path: Pa
     async with start_gateway(tmp_path, triggers_file=str(path)) as gateway:
         ids = await listed(gateway)
         approver = (await gateway.http.get("/beta/triggers/catalog:approver")).json()
-    assert sorted(ids) == ["api:defined", "catalog:approver", "catalog:created"]
+    assert sorted(ids) == ["api:defined", "catalog:approver", "catalog:created", SUBSCRIPTION_DISABLED]
     assert approver["name"] == "Approver"
     assert json.loads(approver["inputSchema"]) == INPUT_SCHEMA
 

@@ -296,7 +296,8 @@ class InvocationStore:
         else:
             self._record_steps = (_Prepared.of(recorded, dialect), _Prepared.of(log_attempt, dialect))
         given_back: dict[str, Any] = {
-            "status": Status.PENDING.value,
+            "status": bindparam("status"),
+            "next_attempt": bindparam("next_attempt"),
             "dispatched_at": None,
             "attempts": _C.attempts - 1,
         }
@@ -356,10 +357,17 @@ class InvocationStore:
         first, *then = self._record_steps
         return bool(await self._write(first, [values], *((step, [values]) for step in then)))
 
-    async def release(self, inv: Invocation) -> bool:
-        """Undo ``inv``'s claim (DISPATCHING -> PENDING, the attempt not counted), if nothing
-        was sent and it is still this attempt's."""
-        return bool(await self._write(self._release, [{"invocation_id": inv.id, "attempt": inv.attempts}]))
+    async def release(self, inv: Invocation, until: datetime | None = None) -> bool:
+        """Undo ``inv``'s claim (the attempt not counted), if nothing was sent and it is still
+        this attempt's: DISPATCHING -> PENDING, or with ``until`` RETRYING until then."""
+        status = Status.PENDING if until is None else Status.RETRYING
+        values = {
+            "invocation_id": inv.id,
+            "attempt": inv.attempts,
+            "status": status.value,
+            "next_attempt": until,
+        }
+        return bool(await self._write(self._release, [values]))
 
     async def read(self, invocation_id: str) -> Invocation | None:
         if "\x00" in invocation_id:  # PostgreSQL's text cannot hold it: no row has it
