@@ -35,7 +35,10 @@ async def admit(rt: Runtime, sub: Subscription, now: datetime) -> datetime | Non
     if state == circuit.State.HALF_OPEN and await _probe(rt, sub.id, now):
         log.info("subscription=%s circuit half-open: this delivery probes it", sub.id)
         return None
-    return max(sub.probe_at or now, now + MIN_WAIT)
+    # Until the cooldown ends; past it (another delivery probes, or just did and closed the
+    # circuit), look again shortly rather than wait out the probe's time limit.
+    cooldown_ends = (sub.circuit_since or now) + timedelta(seconds=rt.settings.breaker_cooldown)
+    return max(min(sub.probe_at or now, cooldown_ends), now + MIN_WAIT)
 
 
 async def observe(rt: Runtime, sub: Subscription, outcome: Outcome, now: datetime) -> None:
@@ -82,9 +85,12 @@ async def _failed(rt: Runtime, subscription_id: str, outcome: Outcome, now: date
         failures, failing_since, enabled = counted
         opened = False
         if settings.breaker_failures and failures >= settings.breaker_failures:
-            # Trips a closed circuit, or re-opens a half-open one whose probe failed.
-            probe_at = now + timedelta(seconds=settings.breaker_cooldown)
-            trips = or_(~col(Subscription.circuit_open), col(Subscription.probe_at) > now)
+            # Trips a closed circuit, or re-opens one whose cooldown had passed (its probe, or a
+            # delivery after it, failed). Deliveries that were in flight when it opened and
+            # fail during its cooldown do not push the probe back.
+            cooldown = timedelta(seconds=settings.breaker_cooldown)
+            probe_at = now + cooldown
+            trips = or_(~col(Subscription.circuit_open), col(Subscription.circuit_since) <= now - cooldown)
             result = await session.execute(
                 update(Subscription)
                 .where(col(Subscription.id) == subscription_id, trips)

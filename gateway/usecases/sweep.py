@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, insert, literal, update
+from sqlalchemy import ColumnElement, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -33,6 +33,8 @@ _request_response = col(Invocation.trigger_type) == TriggerType.REQUEST_RESPONSE
 # most this many attempts in all, or as many as the retry schedule gives if more.
 MAX_ATTEMPTS = 5
 INTERRUPTED = "the attempt was cut off: the process delivering it stopped"
+# Retries queued per sweep, at most.
+RETRY_BATCH = 1000
 
 
 async def expire_due(rt: Runtime, invocation_id: str | None = None) -> list[str]:
@@ -101,26 +103,31 @@ async def requeue_due(rt: Runtime) -> list[DispatchJob]:
         col(Invocation.status) == Status.DISPATCHING,
         col(Invocation.dispatched_at) < stranded_before,
     )
-    stranded = update(Invocation).where(*is_stranded)
     most = max(MAX_ATTEMPTS, len(settings.retry_delays) + 1)
-    exhausted = [*is_stranded, col(Invocation.attempts) - col(Invocation.attempts_at_replay) >= most]
-    falling_back = await _fallbacks(rt, exhausted)
+    spent = col(Invocation.attempts) - col(Invocation.attempts_at_replay) >= most
+    falling_back = await _fallbacks(rt, [*is_stranded, spent])
     async with rt.sessions() as session:
-        # Logged as attempts first, in the same transaction as what follows from them.
-        await session.execute(
-            insert(DeliveryAttempt).from_select(
-                ["invocation_id", "attempt", "started", "error"],
-                select(
-                    col(Invocation.id),
-                    col(Invocation.attempts),
-                    col(Invocation.dispatched_at),
-                    literal(INTERRUPTED),
-                ).where(*is_stranded),
+        # Taken back first: the UPDATE decides which sweep takes each (two sweeps at once
+        # never both do), then each is logged as a cut-off attempt, in the same transaction.
+        cut_off = (
+            await session.execute(
+                update(Invocation)
+                .where(*is_stranded)
+                .values(status=Status.PENDING, queued_at=now - requeue_after)
+                .returning(col(Invocation.id), col(Invocation.attempts), col(Invocation.dispatched_at), spent)
             )
-        )
-        gave_up = f"{INTERRUPTED}, and no attempts are left"
-        failed = await _end(session, exhausted, Status.FAILED, gave_up, now, falling_back)
-        await session.execute(stranded.values(status=Status.PENDING, queued_at=now - requeue_after))
+        ).all()
+        if cut_off:
+            logged = [
+                {"invocation_id": row[0], "attempt": row[1], "started": row[2], "error": INTERRUPTED}
+                for row in cut_off
+            ]
+            await session.execute(insert(DeliveryAttempt), logged)
+        failed: list[Any] = []
+        if exhausted := [row[0] for row in cut_off if row[3]]:
+            taken = [col(Invocation.status) == Status.PENDING, col(Invocation.id).in_(exhausted)]
+            gave_up = f"{INTERRUPTED}, and no attempts are left"
+            failed = await _end(session, taken, Status.FAILED, gave_up, now, falling_back)
         result = await session.execute(
             update(Invocation)
             .where(col(Invocation.status) == Status.PENDING)
@@ -138,16 +145,27 @@ async def requeue_due(rt: Runtime) -> list[DispatchJob]:
 
 
 async def retry_due(rt: Runtime) -> list[DispatchJob]:
-    """Queue the retries whose time has come (RETRYING -> PENDING)."""
+    """Queue the retries whose time has come (RETRYING -> PENDING), oldest first, a batch
+    per sweep. On PostgreSQL the rows another sweep is taking are skipped, not waited for:
+    two workers taking hundreds of rows in different orders deadlocked."""
     now = utcnow()
+    is_due = [col(Invocation.status) == Status.RETRYING, col(Invocation.next_attempt) <= now]
+    batch = (
+        select(col(Invocation.id))
+        .where(*is_due)
+        .order_by(col(Invocation.created))
+        .limit(RETRY_BATCH)
+        .with_for_update(skip_locked=True)
+    )
     async with rt.sessions() as session:
         result = await session.execute(
             update(Invocation)
-            .where(col(Invocation.status) == Status.RETRYING, col(Invocation.next_attempt) <= now)
+            .where(col(Invocation.id).in_(batch.scalar_subquery()), *is_due)
             .values(status=Status.PENDING, queued_at=now, next_attempt=None)
-            .returning(col(Invocation.id), col(Invocation.attempts))
+            .returning(col(Invocation.id), col(Invocation.attempts), col(Invocation.created))
         )
-        due = [DispatchJob(invocation_id, attempts) for invocation_id, attempts in result.all()]
+        taken = sorted(result.all(), key=lambda row: row[2])
+        due = [DispatchJob(invocation_id, attempts) for invocation_id, attempts, _ in taken]
         await session.commit()
     if due:
         await rt.queue.enqueue(due)

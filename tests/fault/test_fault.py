@@ -8,15 +8,25 @@ several subscriptions), the test
 1. kills -9 a worker while deliveries are under way, and starts a replacement;
 2. kills -9 an API process while starts and callbacks are in flight to it, then restarts it;
 3. deletes everything Redis held for this gateway (queued jobs, deferred expiry jobs,
-   in-progress markers), as a Redis restart with an empty memory would.
+   in-progress markers), as a Redis restart with an empty memory would;
+4. meanwhile, from early in the load, takes the fire-and-forget subscribers down for 20 s:
+   half of them refuse connections (their server is stopped, and started again on the same
+   port), the other half answer 503. The request-response subscribers stay up. The gateway
+   runs with a short retry schedule and circuit-breaker cooldown: the first deliveries fail
+   and are retried, then each subscription's circuit opens and holds the rest, its probes
+   failing while the outage lasts, until one after it closes the circuit.
 
 Each fault must hit work in flight, or the run proves nothing: a kill that cut off no
 delivery (or no start, or no callback) is struck again on the replacement process, and a
-flush that found no job is tried again, a bounded number of times.
+flush that found no job is tried again, a bounded number of times; the outage must have
+failed deliveries both ways.
 
 Then every invocation must reach exactly one terminal state, agree with what its subscriber
 saw, and have been delivered more than once only where a fault cut its delivery off
-(ARCHITECTURE.md, invariants 1-3). The figures are printed (run with -s to see them).
+(ARCHITECTURE.md, invariants 1-3). Its attempt log must hold each of its attempts once, end
+with a success, and show failures only where a fault explains them: attempts cut off by the
+worker kill, and fire-and-forget attempts made during the outage, which every invocation
+struck by it outlived. The figures are printed (run with -s to see them).
 
 A smaller test restarts Redis for real (connections dropped, refused for a while, memory
 empty) through a TCP proxy, so the shared Redis server is not disturbed: the worker must
@@ -30,13 +40,14 @@ import itertools
 import os
 import random
 import signal
+import socket
 import subprocess
 import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,6 +55,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import httpx
 import pytest
+import uvicorn
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -51,6 +63,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.settings import Settings
+from gateway.usecases.sweep import INTERRUPTED
 from tests.conftest import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -74,9 +87,9 @@ REQUEST_RESPONSE = {
     "fault:dynamic": "DYNAMIC",
 }
 FIRE_AND_FORGET = "fault:notify"
-NOTIFY_SUBSCRIPTIONS = 4
-STARTS_PER_TRIGGER = 300  # 5 x 300 = 1,500 request-response invocations
-NOTIFY_STARTS = 125  # x 4 subscriptions = 500 fire-and-forget invocations
+# Enough for the load to outlast the outage (20 s from 10 % in), with starts to spare.
+STARTS_PER_TRIGGER = 360  # 5 x 360 = 1,800 request-response invocations
+NOTIFY_STARTS = 150  # x 4 subscriptions (REFUSING and UNAVAILABLE) = 600 fire-and-forget invocations
 IN_FLIGHT = 20  # concurrent POST /trigger-invocations/start
 DEADLINE = "PT5M"  # generous: no invocation should expire
 RESPONSE_TIMEOUT = 2.0
@@ -88,6 +101,25 @@ LOSE_REDIS_AT = 0.7
 OPEN_AT_WORKER_KILL = 10  # the killed worker's deliveries open at its subscribers
 HOLD_AT_MOST = 1.0  # seconds a subscriber holds a delivery for the kill: under the time limit
 TRIES = 3  # strikes of one fault before the test gives up on it hitting work in flight
+# The subscriber outage: from when OUTAGE_AT of the starts are acknowledged, for OUTAGE seconds,
+# the fire-and-forget subscribers are down, REFUSING ones refusing connections and
+# UNAVAILABLE ones answering 503.
+OUTAGE_AT = 0.1
+OUTAGE = 20.0
+REFUSING = frozenset({"notify-0", "notify-1"})
+UNAVAILABLE = frozenset({"notify-2", "notify-3"})
+# Attempts 1, 2, 4, 8, ... s apart (within 20 %): 7 attempts may be needed to outlast the
+# outage (when every draw is low), 9 are allowed, so a worker kill may also cut one off.
+# (Needed only if the circuit breaker lets many deliveries fail: by default it opens after 5.)
+RETRY_SCHEDULE = "1,2,4,8,8,8,8,8"
+RETRY_JITTER = 0.2
+# An open circuit's probe every 5 s (30 s by default): a few fail during the outage, and the
+# one after it comes within 5 s.
+BREAKER_COOLDOWN = 5.0
+# An attempt's log entry says when the gateway began it, not when it reached the subscriber:
+# one begun less than this before the outage ended may have arrived after it. (One not sent
+# within RESPONSE_TIMEOUT fails of that time limit.)
+OUTAGE_EDGE = RESPONSE_TIMEOUT + 0.5
 DRAIN_WITHIN = 90.0
 CALLBACK_PATIENCE = 60.0
 TERMINAL = frozenset({"COMPLETED", "FAILED", "EXPIRED"})
@@ -149,7 +181,13 @@ class Cluster:
 
     def _process(self, name: str, args: list[str], public_url: str) -> Process:
         settings = make_settings(
-            self.store, public_url, response_timeout=RESPONSE_TIMEOUT, sweep_interval=SWEEP_INTERVAL
+            self.store,
+            public_url,
+            response_timeout=RESPONSE_TIMEOUT,
+            sweep_interval=SWEEP_INTERVAL,
+            retry_schedule=RETRY_SCHEDULE,
+            retry_jitter=RETRY_JITTER,
+            breaker_cooldown=BREAKER_COOLDOWN,
         )
         process = Process(name, args, settings, self.logs / f"{name}.log")
         self.processes.append(process)
@@ -230,24 +268,30 @@ class Seen:
     """What the subscribers saw of one invocation."""
 
     deliveries: int = 0
+    unavailable: int = 0  # deliveries answered 503 during the outage (not counted above)
     answered: list[Any] = field(default_factory=list)  # outputs answered with 200
     accepted: list[Any] = field(default_factory=list)  # outputs whose callback got 204
     refused: list[str] = field(default_factory=list)  # callbacks answered 4xx
 
 
 class Subscribers:
-    """Every subscriber endpoint, on one loopback server: POST /{kind}.
+    """Every subscriber endpoint, POST /{kind}: on one loopback server, but for the REFUSING
+    ones, on a server of their own that the outage stops.
 
     Each delivery gets a distinct output (it names the delivery's number), so a status shows
     which answer or callback the gateway kept. ASYNC and DYNAMIC-202 subscribers call back a
     little later, to the callbackURL; when that API process is down they try the other one,
     as a subscriber behind a load balancer would. For a worker's kill, they hold its
-    deliveries open, and tell which of them it cut off.
+    deliveries open, and tell which of them it cut off. During the outage, the UNAVAILABLE
+    ones answer 503.
     """
 
     def __init__(self, apis: Sequence[str]) -> None:
         self.apis = list(apis)
         self.url = ""
+        self.refusing_url = ""  # the REFUSING subscribers' server
+        self.unavailable = False  # the outage is on: UNAVAILABLE subscribers answer 503
+        self.unavailable_answers = 0
         self.seen: defaultdict[str, Seen] = defaultdict(Seen)
         self.delivering: set[int] = set()  # deliveries being answered, by number
         # While a worker is about to be killed, its deliveries (their callbackURLs name its API
@@ -285,7 +329,7 @@ class Subscribers:
         return Starlette(routes=[Route("/{kind}", self._handle, methods=["POST"])])
 
     def endpoint(self, kind: str) -> str:
-        return f"{self.url}/{kind}"
+        return f"{self.refusing_url if kind in REFUSING else self.url}/{kind}"
 
     async def _handle(self, request: Request) -> Response:
         kind: str = request.path_params["kind"]
@@ -308,6 +352,10 @@ class Subscribers:
 
     async def _answer(self, kind: str, meta: dict[str, Any]) -> Response:
         seen = self.seen[meta["invocationId"]]
+        if self.unavailable and kind in UNAVAILABLE:
+            seen.unavailable += 1
+            self.unavailable_answers += 1
+            return Response("down for maintenance", status_code=503)
         seen.deliveries += 1
         output = {"approver": f"{kind}/{meta['invocationId'][:8]}", "delivery": seen.deliveries}
         if kind.startswith("notify"):
@@ -376,6 +424,64 @@ def _base(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+class Restartable:
+    """A loopback server (tests.servers.serve's uvicorn) that can be stopped, its port then
+    refusing connections, and started again on the same port. Meanwhile a socket bound to the
+    port, not listening, keeps it from being taken (a connection to it is refused as to a
+    free port): bound before the server stops, so the port is never free."""
+
+    def __init__(self, app: Starlette) -> None:
+        self._app = app
+        self._sock = _shared_port()
+        self.port = int(self._sock.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server: uvicorn.Server | None = None
+        self._serving: asyncio.Task[None] | None = None
+        self.left_open = 0  # connections uvicorn's shutdown left open, aborted by stop()
+
+    async def start(self) -> None:
+        assert self._serving is None, "already serving"
+        config = uvicorn.Config(self._app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
+        self._server = server = uvicorn.Server(config)
+        self._serving = serving = asyncio.create_task(server.serve(sockets=[self._sock]))
+        while not server.started:
+            if serving.done():
+                serving.result()  # start-up failed: raise its error here
+                raise RuntimeError("server exited during start-up")
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        """Stop serving: no connection is left open, and new ones are refused."""
+        assert self._server is not None and self._serving is not None, "not serving"
+        server, serving, self._serving = self._server, self._serving, None
+        held = _shared_port(self.port)
+        server.should_exit = True
+        await serving  # uvicorn closes the listening socket
+        # uvicorn's shutdown closes the connections it knows of when it begins; one accepted
+        # a moment before is not known yet, and keeps serving, kept alive by the gateway's
+        # deliveries. (Before this, deliveries once succeeded seconds into the outage, most
+        # likely through such a connection.)
+        for connection in list(server.server_state.connections):
+            connection.transport.abort()
+            self.left_open += 1
+        self._sock = held
+
+    async def close(self) -> None:
+        if self._serving is not None:
+            await self.stop()
+        self._sock.close()
+
+
+def _shared_port(port: int = 0) -> socket.socket:
+    """tests.servers.bound_socket, on a given port, and with SO_REUSEPORT: another such socket
+    can be bound to the port while this one listens."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", port))
+    return sock
+
+
 # --- producer -------------------------------------------------------------------------------
 
 
@@ -389,6 +495,7 @@ class Producer:
         self.apis = list(apis)
         self.acknowledged = 0
         self.retries = 0
+        self.finished = 0.0  # time.monotonic() when every start was acknowledged
         self.ids: list[str] = []
         self.requests = Requests(
             httpx.AsyncClient(
@@ -404,6 +511,7 @@ class Producer:
             async with asyncio.TaskGroup() as group:
                 for i, (trigger_id, n) in enumerate(plan):
                     group.create_task(self._start(limit, i, trigger_id, n))
+            self.finished = time.monotonic()
         finally:
             await self.requests.client.aclose()
 
@@ -499,6 +607,24 @@ async def clean_up(store: Store) -> None:
 # --- the scenario ---------------------------------------------------------------------------
 
 
+NEVER = datetime.min.replace(tzinfo=UTC)
+
+
+@dataclass
+class Outage:
+    """When the fire-and-forget subscribers were down, by the wall clock (as the attempt log
+    has it), and the invocations' states when it began and ended."""
+
+    going: datetime = NEVER  # UNAVAILABLE ones answer 503 from here on
+    down: datetime = NEVER  # ... and the REFUSING ones' server has stopped
+    coming: datetime = NEVER  # both about to come back
+    back: datetime = NEVER  # both back
+    began_at: float = 0.0  # time.monotonic() at ``going``
+    back_at: float = 0.0  # ... at ``back``
+    at_start: dict[str, int] = field(default_factory=dict)
+    at_end: dict[str, int] = field(default_factory=dict)
+
+
 @dataclass
 class Faults:
     killed: list[Process] = field(default_factory=list)  # every process killed, in order
@@ -519,6 +645,7 @@ class Faults:
     redis_jobs_lost: int = 0
     redis_keys_lost: int = 0
     api_restarted_after: float = 0.0
+    outage: Outage = field(default_factory=Outage)
     last_fault: float = 0.0  # time.monotonic()
 
 
@@ -530,6 +657,7 @@ async def until(condition: Callable[[], bool], within: float, *, every: float = 
 
 async def inject_faults(
     cluster: Cluster,
+    refusing: Restartable,
     apis: dict[str, Process],
     workers: list[Process],
     producer: Producer,
@@ -540,17 +668,68 @@ async def inject_faults(
 ) -> Faults:
     faults = Faults()
     a_url = next(iter(apis))
-    await until(lambda: producer.acknowledged >= KILL_WORKER_AT * starts, 60)
-    await kill_a_worker(cluster, workers, subscribers, db, a_url, faults)
-    await until(lambda: producer.acknowledged >= KILL_API_AT * starts, 60)
-    restart = await kill_an_api(apis[a_url], a_url, producer, subscribers, db, http, faults)
+    # The outage runs beside the other faults, on its own database connection.
+    outage = asyncio.create_task(
+        subscriber_outage(refusing, subscribers, producer, cluster.store, starts, faults)
+    )
     try:
-        await until(lambda: producer.acknowledged >= LOSE_REDIS_AT * starts, 60)
-        await lose_redis(cluster.store, db, faults)
-        await restart
+        await until(lambda: producer.acknowledged >= KILL_WORKER_AT * starts, 60)
+        await kill_a_worker(cluster, workers, subscribers, db, a_url, faults)
+        await until(lambda: producer.acknowledged >= KILL_API_AT * starts, 60)
+        restart = await kill_an_api(apis[a_url], a_url, producer, subscribers, db, http, faults)
+        try:
+            await until(lambda: producer.acknowledged >= LOSE_REDIS_AT * starts, 60)
+            await lose_redis(cluster.store, db, faults)
+            await restart
+        finally:
+            restart.cancel()
+        await outage
     finally:
-        restart.cancel()
+        outage.cancel()
+    faults.last_fault = max(faults.last_fault, faults.outage.back_at)
     return faults
+
+
+async def subscriber_outage(
+    refusing: Restartable,
+    subscribers: Subscribers,
+    producer: Producer,
+    store: Store,
+    starts: int,
+    faults: Faults,
+) -> None:
+    """From OUTAGE_AT of the starts on, the fire-and-forget subscribers are down for OUTAGE
+    seconds: the REFUSING ones' server is stopped, the UNAVAILABLE ones answer 503."""
+    outage = faults.outage
+    await until(lambda: producer.acknowledged >= OUTAGE_AT * starts, 60)
+    db = await asyncpg.connect(asyncpg_dsn(store))
+    try:
+        outage.going, outage.began_at = datetime.now(UTC), time.monotonic()
+        subscribers.unavailable = True
+        await refusing.stop()
+        outage.down = datetime.now(UTC)
+        stopped_in = (outage.down - outage.going).total_seconds()
+        outage.at_start = await status_counts(db)
+        print(
+            f"[fault] fire-and-forget subscribers down for {OUTAGE:g} s ({', '.join(sorted(REFUSING))} "
+            f"refusing connections, their server stopped in {stopped_in:.1f} s with "
+            f"{refusing.left_open} connections left open, aborted; {', '.join(sorted(UNAVAILABLE))} "
+            f"answering 503), {producer.acknowledged} starts in: {describe(outage.at_start)}",
+            flush=True,
+        )
+        await asyncio.sleep(OUTAGE - (time.monotonic() - outage.began_at))
+        outage.coming = datetime.now(UTC)
+        await refusing.start()
+        subscribers.unavailable = False
+        outage.back, outage.back_at = datetime.now(UTC), time.monotonic()
+        outage.at_end = await status_counts(db)
+        print(
+            f"[fault] fire-and-forget subscribers back after {outage.back_at - outage.began_at:.1f} s, "
+            f"{subscribers.unavailable_answers} deliveries answered 503: {describe(outage.at_end)}",
+            flush=True,
+        )
+    finally:
+        await db.close()
 
 
 async def kill_a_worker(
@@ -771,8 +950,11 @@ def check(
                     f"{where} delivered {seen.deliveries} times but no fault cut its delivery off"
                 )
         # Deliveries happen only after a claim (PENDING -> DISPATCHING), which counts an attempt.
-        if status["attempts"] < seen.deliveries:
-            problems.append(f"{where}: attempts={status['attempts']} < {seen.deliveries} deliveries seen")
+        if status["attempts"] < seen.deliveries + seen.unavailable:
+            problems.append(
+                f"{where}: attempts={status['attempts']} < {seen.deliveries} deliveries seen "
+                f"and {seen.unavailable} answered 503"
+            )
         if seen.refused and invocation_id not in faults.cut_off:
             problems.append(f"{where}: callback refused without a fault: {seen.refused}")
         output = complete["output"]
@@ -794,6 +976,156 @@ def check(
     return problems, repeats
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One entry of the attempt log (table delivery_attempts)."""
+
+    attempt: int
+    started: datetime
+    status_code: int | None
+    error: str | None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.error is None and self.status_code is not None and 200 <= self.status_code < 300
+
+
+async def attempt_log(db: asyncpg.Connection) -> dict[str, list[Attempt]]:
+    """Every invocation's logged attempts, in the order GET .../attempts lists them."""
+    rows = await db.fetch(
+        "SELECT invocation_id, attempt, started, status_code, error FROM delivery_attempts "
+        "ORDER BY attempt, id"
+    )
+    log: defaultdict[str, list[Attempt]] = defaultdict(list)
+    for row in rows:
+        log[row["invocation_id"]].append(
+            Attempt(row["attempt"], row["started"], row["status_code"], row["error"])
+        )
+    return dict(log)
+
+
+@dataclass
+class Struck:
+    """What the outage did to the fire-and-forget deliveries, by the attempt log."""
+
+    invocations: set[str] = field(default_factory=set)  # with an attempt the outage failed
+    refused: int = 0  # attempts failed with no answer (refused, or dropped as the server stopped)
+    errors: Counter[str] = field(default_factory=Counter)  # ... by the error's name
+    unavailable: int = 0  # attempts answered 503
+    first_while_down: int = 0  # invocations whose first attempt was made while it was down
+    # Invocations created while it was down but first tried only after it (held back, as a
+    # circuit breaker would hold them).
+    held: int = 0
+    attempts: Counter[int] = field(default_factory=Counter)  # struck invocations by attempts
+    last_completed: datetime = NEVER  # of every fire-and-forget invocation
+
+
+@dataclass
+class LogFlaws:
+    """A flaw of the gateway's attempt log, seen only where the worker kill cut attempts off:
+    tolerated there, and counted (see check_attempts)."""
+
+    unlogged: set[str] = field(default_factory=set)  # the last attempt is missing
+
+
+def check_attempts(
+    statuses: list[dict[str, Any]], log: dict[str, list[Attempt]], kinds: dict[str, str], faults: Faults
+) -> tuple[list[str], Struck, LogFlaws]:
+    """Every problem in the attempt log, what the outage did, and the flaws tolerated.
+
+    Each attempt counted in an invocation's ``attempts`` is logged, once: by the attempt
+    itself, with its outcome, or by the sweep when a kill cut it off (an attempt given back
+    unsent is uncounted as well as unlogged). A completed invocation's last logged attempt
+    succeeded. An attempt failed only where a fault explains it: cut off by the worker kill,
+    or a fire-and-forget attempt made during the outage, failed as its subscriber was down.
+
+    The gateway falls short of "each attempt, once" where a kill cut attempts off, one way,
+    tolerated for the invocations the worker kill cut off (and counted): a cut-off attempt
+    never logged. The sweep logs one only if the invocation is still DISPATCHING when it
+    finds it, and a callback may have completed it meanwhile (the subscriber got the
+    delivery, and calls back though its sender died). It is the last. (Two sweeps at once
+    never both log one: each logs only the deliveries its own UPDATE took back.)"""
+    problems: list[str] = []
+    struck = Struck()
+    flaws = LogFlaws()
+    outage = faults.outage
+    edge = timedelta(seconds=OUTAGE_EDGE)
+    # When an attempt may have failed for the outage, and when it must have.
+    may_fail = (outage.going - edge, outage.back + edge)
+    must_fail = {kind: (outage.down, outage.coming - edge) for kind in REFUSING}
+    must_fail |= {kind: (outage.going, outage.coming - edge) for kind in UNAVAILABLE}
+    for status in statuses:
+        invocation_id = status["id"]
+        logged = log.get(invocation_id, [])
+        where = f"{invocation_id} ({status['triggerId']}, {status['status']})"
+        cut_off = invocation_id in faults.cut_off
+        numbers = sorted(attempt.attempt for attempt in logged)
+        every = list(range(1, status["attempts"] + 1))
+        if (
+            every
+            and numbers == every[:-1]
+            and cut_off
+            and REQUEST_RESPONSE.get(status["triggerId"]) in ("ASYNC", "DYNAMIC")
+        ):
+            flaws.unlogged.add(invocation_id)
+        elif numbers != every:
+            problems.append(f"{where}: attempts={status['attempts']}, but the attempt log has {logged}")
+        elif status["status"] == "COMPLETED" and not (logged and logged[-1].succeeded):
+            problems.append(f"{where} completed, but its last logged attempt did not succeed: {logged}")
+        notify = status["triggerId"] == FIRE_AND_FORGET
+        kind = kinds.get(status["subscriptionId"], "")
+        down_from, down_until = must_fail.get(kind, (NEVER, NEVER))
+        for attempt in logged:
+            while_down = down_from <= attempt.started <= down_until
+            if attempt.succeeded:
+                if while_down:
+                    problems.append(f"{where}: {attempt} succeeded while {kind} was down")
+                continue
+            if attempt.error == INTERRUPTED:
+                if invocation_id not in faults.cut_off:
+                    problems.append(f"{where}: {attempt} was cut off, but no worker kill cut it off")
+                continue
+            if not (notify and may_fail[0] <= attempt.started <= may_fail[1]):
+                problems.append(f"{where}: {attempt} failed, and no fault explains it")
+                continue
+            if kind in UNAVAILABLE and attempt.status_code == 503:
+                struck.unavailable += 1
+            elif kind in REFUSING and attempt.status_code is None and attempt.error:
+                struck.refused += 1
+                struck.errors[attempt.error.rsplit(": ", 1)[-1]] += 1
+            else:
+                problems.append(f"{where}: {attempt} failed otherwise than {kind} down would fail it")
+            struck.invocations.add(invocation_id)
+        created = datetime.fromisoformat(status["created"])
+        if notify and logged and outage.going <= created <= outage.coming <= logged[0].started:
+            struck.held += 1
+        if logged and down_from <= logged[0].started <= down_until:
+            struck.first_while_down += 1
+            # Its first attempt failed as the outage fails it, or was cut off by the worker kill.
+            failed_first = invocation_id in struck.invocations or logged[0].error == INTERRUPTED
+            if not failed_first or status["attempts"] < 2:
+                problems.append(f"{where}: first delivered while {kind} was down, yet logged {logged}")
+        if invocation_id in struck.invocations:
+            struck.attempts[status["attempts"]] += 1
+        if notify and status["completed"] is not None:
+            completed = datetime.fromisoformat(status["completed"])
+            struck.last_completed = max(struck.last_completed, completed)
+    return problems, struck, flaws
+
+
+async def listed_attempts(http: httpx.AsyncClient, api: str, ids: Sequence[str]) -> dict[str, list[Any]]:
+    """GET /trigger-invocations/{id}/attempts of each of ``ids``."""
+    limit = asyncio.Semaphore(8)
+
+    async def attempts(invocation_id: str) -> tuple[str, list[Any]]:
+        async with limit:
+            response = await http.get(f"{api}/beta/trigger-invocations/{invocation_id}/attempts")
+        assert response.status_code == 200, response.text
+        return invocation_id, response.json()
+
+    return dict(await asyncio.gather(*(attempts(invocation_id) for invocation_id in ids)))
+
+
 @pytest.mark.xdist_group(LOADS_THE_MACHINE)
 async def test_invocations_survive_killed_processes_and_a_lost_redis(tmp_path: Path) -> None:
     await require_services()
@@ -803,14 +1135,17 @@ async def test_invocations_survive_killed_processes_and_a_lost_redis(tmp_path: P
     ports = [free_port(), free_port()]
     api_urls = [f"http://127.0.0.1:{port}" for port in ports]
     subscribers = Subscribers(api_urls)
+    refusing = Restartable(subscribers.app())
     try:
         async with (
             serve(subscribers.app()) as subscriber_url,
             httpx.AsyncClient(timeout=30) as http,
         ):
-            subscribers.url = subscriber_url
-            await run(cluster, api_urls, ports, subscribers, http, began)
+            subscribers.url, subscribers.refusing_url = subscriber_url, refusing.url
+            await refusing.start()
+            await run(cluster, refusing, api_urls, ports, subscribers, http, began)
     finally:
+        await refusing.close()
         await subscribers.close()
         await cluster.stop()
         await clean_up(store)
@@ -818,6 +1153,7 @@ async def test_invocations_survive_killed_processes_and_a_lost_redis(tmp_path: P
 
 async def run(
     cluster: Cluster,
+    refusing: Restartable,
     api_urls: list[str],
     ports: list[int],
     subscribers: Subscribers,
@@ -843,17 +1179,19 @@ async def run(
             kind = trigger_id.split(":", 1)[1]
             await admin.subscribe(trigger_id, subscribers.endpoint(kind), mode, responseDeadline=DEADLINE)
         await admin.create_trigger(FIRE_AND_FORGET, name=FIRE_AND_FORGET, type="FIRE_AND_FORGET")
-        for i in range(NOTIFY_SUBSCRIPTIONS):
-            await admin.subscribe(
-                FIRE_AND_FORGET, subscribers.endpoint(f"notify-{i}"), "SYNC", responseDeadline=DEADLINE
+        kinds: dict[str, str] = {}  # the fire-and-forget subscriptions' endpoints, by id
+        for kind in sorted(REFUSING | UNAVAILABLE):
+            subscription = await admin.subscribe(
+                FIRE_AND_FORGET, subscribers.endpoint(kind), "SYNC", responseDeadline=DEADLINE
             )
+            kinds[subscription["id"]] = kind
         token = admin_http.headers["authorization"].removeprefix("Bearer ")
     http.headers["authorization"] = f"Bearer {token}"
 
     plan = [(t, n) for t in REQUEST_RESPONSE for n in range(STARTS_PER_TRIGGER)]
     plan += [(FIRE_AND_FORGET, n) for n in range(NOTIFY_STARTS)]
     random.Random(7).shuffle(plan)
-    expected = len(REQUEST_RESPONSE) * STARTS_PER_TRIGGER + NOTIFY_STARTS * NOTIFY_SUBSCRIPTIONS
+    expected = len(REQUEST_RESPONSE) * STARTS_PER_TRIGGER + NOTIFY_STARTS * len(kinds)
     producer = Producer(api_urls, token)
 
     db = await asyncpg.connect(asyncpg_dsn(cluster.store))
@@ -862,23 +1200,39 @@ async def run(
         async with asyncio.TaskGroup() as group:
             group.create_task(producer.run(plan))
             injected = group.create_task(
-                inject_faults(cluster, apis, workers, producer, subscribers, db, http, len(plan))
+                inject_faults(cluster, refusing, apis, workers, producer, subscribers, db, http, len(plan))
             )
         faults = injected.result()
-        load_ended = time.monotonic()
+        load_ended = time.monotonic()  # and the faults' (the outage may outlast the starts)
         print(
-            f"[load] {producer.acknowledged} starts acknowledged in {load_ended - load_began:.1f} s "
-            f"({producer.retries} retried)",
+            f"[load] {producer.acknowledged} starts acknowledged in {producer.finished - load_began:.1f} s "
+            f"({producer.retries} retried), the faults over after {load_ended - load_began:.1f} s",
             flush=True,
         )
         final = await drain(db, workers, DRAIN_WITHIN)
         drained = time.monotonic()
         await subscribers.settle(within=CALLBACK_PATIENCE + 5)
+        log = await attempt_log(db)
     finally:
         await db.close()
 
     statuses = await all_statuses(http, api_urls[1], [*REQUEST_RESPONSE, FIRE_AND_FORGET])
     problems, repeats = check(statuses, producer, subscribers, faults)
+    attempt_problems, struck, flaws = check_attempts(statuses, log, kinds, faults)
+    problems += attempt_problems
+    # The API lists what the log holds.
+    listed = await listed_attempts(http, api_urls[0], sorted(struck.invocations))
+    for invocation_id, attempts in listed.items():
+        api_view = [(a["attempt"], a["statusCode"], a["error"]) for a in attempts]
+        db_view = [(a.attempt, a.status_code, a.error) for a in log[invocation_id]]
+        if api_view != db_view:
+            problems.append(f"{invocation_id}: GET .../attempts lists {api_view}, the log holds {db_view}")
+    # Each 503 answered is logged, but one whose worker was killed before it recorded it.
+    unlogged_503 = subscribers.unavailable_answers - struck.unavailable
+    if not 0 <= unlogged_503 <= len(faults.cut_off):
+        problems.append(
+            f"{subscribers.unavailable_answers} deliveries answered 503, {struck.unavailable} logged"
+        )
     for process in [*apis.values(), *workers]:
         if not process.alive and process not in faults.killed:
             problems.append(f"{process.name} died without being killed:\n{process.tail()}")
@@ -886,6 +1240,10 @@ async def run(
         not_dispatching = faults.orphaned - faults.cut_off
         problems.append(f"deliveries cut off by the worker kill were not dispatching: {not_dispatching}")
     refused = sum(len(seen.refused) for seen in subscribers.seen.values())
+    outage = faults.outage
+    attempts_taken = ", ".join(f"{n} attempts {count}" for n, count in sorted(struck.attempts.items()))
+    last_after = (struck.last_completed - outage.back).total_seconds()
+    logged_cut_off = sum(a.error == INTERRUPTED for attempts in log.values() for a in attempts)
     explained = sum(n for invocation_id, n in repeats.items() if invocation_id in faults.cut_off)
     redelivered = sum(1 for invocation_id in faults.orphaned if invocation_id in repeats)
     summary = "\n".join(
@@ -901,11 +1259,23 @@ async def run(
             f"{faults.api_restarted_after:.1f} s; {describe(faults.at_api_kill)}",
             f"  Redis flushed ({faults.redis_flushes} time(s)): {faults.redis_jobs_lost} jobs and "
             f"{faults.redis_keys_lost} keys lost; {describe(faults.at_redis_flush)}",
+            f"  fire-and-forget subscribers down {outage.back_at - outage.began_at:.1f} s from "
+            f"{outage.began_at - load_began:.1f} s into the load: {struck.refused + struck.unavailable} "
+            f"attempts failed ({struck.refused} with no answer: {dict(struck.errors)}; "
+            f"{struck.unavailable} answered 503) of {len(struck.invocations)} invocations "
+            f"({struck.first_while_down} first delivered while down), taking {attempts_taken}; "
+            f"{struck.held} created while down were first tried after it; "
+            f"circuits opened {cluster.log_lines('circuit open after')} times; "
+            f"{outage.at_end.get('RETRYING', 0)} retrying when it ended, the last completed "
+            f"{last_after:.1f} s after; {describe(outage.at_start)} -> {describe(outage.at_end)}",
             f"  final: {describe(final)}; repeats: {sum(repeats.values())} extra deliveries of "
             f"{len(repeats)} invocations, {explained} of them cut off by the worker kill",
+            f"  attempt log: {sum(map(len, log.values()))} attempts, {logged_cut_off} logged as cut off; "
+            f"{len(flaws.unlogged)} cut off and never logged (completed by their callback meanwhile)",
             f"  starts retried {producer.retries}, callbacks retried {subscribers.callback_retries}, "
             f"callbacks refused {refused}; 'Traceback' in gateway logs: {cluster.log_lines('Traceback')}",
-            f"  load {load_ended - load_began:.1f} s; drained {drained - load_ended:.1f} s after the load "
+            f"  load {producer.finished - load_began:.1f} s, faults over after "
+            f"{load_ended - load_began:.1f} s; drained {drained - load_ended:.1f} s after that "
             f"and {drained - faults.last_fault:.1f} s after the last fault; "
             f"total {time.monotonic() - began:.1f} s",
         ]
@@ -917,6 +1287,7 @@ async def run(
     assert faults.orphaned and faults.cut_off, summary
     assert faults.starts_to_killed_api > 0 and faults.callbacks_to_killed_api > 0, summary
     assert faults.redis_jobs_lost > 0, summary
+    assert struck.refused > 0 and struck.unavailable > 0 and struck.first_while_down > 0, summary
     # At-least-once, not at-least-twice: repeats come only from the cut-off deliveries.
     assert sum(repeats.values()) <= len(faults.cut_off)
     assert sum(repeats.values()) < 0.1 * len(statuses)

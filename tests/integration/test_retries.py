@@ -111,17 +111,23 @@ async def test_a_circuit_opens_holds_and_closes_across_processes(
         for n in range(2):
             [failing] = await gateway.start("t:notify", {"n": n})
             assert (await gateway.final_status(failing["id"]))["status"] == "FAILED"
-        # The circuit counts an outcome just after it is recorded.
-        for _ in range(100):
-            shown = (await gateway.http.get(f"/trigger-subscriptions/{sub['id']}")).json()
-            if shown["circuit"]["state"] == "open":
-                break
-            await asyncio.sleep(0.02)
-        assert shown["circuit"]["state"] == "open"
+        assert (await circuit_of(gateway, sub["id"], "open"))["consecutiveFailures"] == 2
         [held] = await gateway.start("t:notify", {"n": 2})
         await gateway.reach(held["id"], "RETRYING")
         subscriber.behaviours["down"] = answer(200)
         done = await gateway.final_status(held["id"])
         assert (done["status"], done["attempts"]) == ("COMPLETED", 1)
-        shown = (await gateway.http.get(f"/trigger-subscriptions/{sub['id']}")).json()
-        assert (shown["circuit"]["state"], shown["circuit"]["consecutiveFailures"]) == ("closed", 0)
+        assert (await circuit_of(gateway, sub["id"], "closed"))["consecutiveFailures"] == 0
+
+
+async def circuit_of(gateway: GatewayClient, subscription_id: str, state: str) -> dict[str, object]:
+    """The subscription's circuit once in ``state``: an outcome is counted just after it is
+    recorded, so a status can be final a moment before its circuit shows it."""
+    for _ in range(100):
+        circuit: dict[str, object] = (
+            await gateway.http.get(f"/trigger-subscriptions/{subscription_id}")
+        ).json()["circuit"]
+        if circuit["state"] == state:
+            return circuit
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"the circuit stayed {circuit}, not {state}")
