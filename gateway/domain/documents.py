@@ -57,6 +57,7 @@ class WireModel(BaseModel):
 OptionName = Annotated[str, Field(min_length=1, max_length=255)]
 TenantId = Annotated[str, Field(min_length=1, max_length=255)]
 MAX_OPTIONS = 100
+MAX_CONCURRENCY = 1000
 MAX_SCHEDULES = 50
 
 
@@ -120,6 +121,8 @@ class HttpConfig(WireModel):
     httpAuthenticationType: Literal["NO_AUTH", "BASIC_AUTH", "BEARER_TOKEN"] = "NO_AUTH"
     basicAuthConfig: BasicAuthConfig | None = None
     bearerTokenAuthConfig: BearerTokenAuthConfig | None = None
+    # Extension: most deliveries in flight to the subscriber at once; the rest wait in turn.
+    maxConcurrency: int | None = Field(default=None, ge=1, le=MAX_CONCURRENCY)
 
     @field_validator("url")
     @classmethod
@@ -258,6 +261,7 @@ def subscription_out(sub: Subscription, trigger_name: str | None) -> JsonObject:
         "httpAuthenticationType": sub.auth_type,
         "basicAuthConfig": None,
         "bearerTokenAuthConfig": None,
+        "maxConcurrency": sub.max_concurrency,
     }
     # Credentials are write-only: the user name is shown, secrets never are.
     if sub.auth_type == AuthType.BASIC_AUTH:

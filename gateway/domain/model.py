@@ -71,6 +71,8 @@ class Status(enum.StrEnum):
     # A trigger for a debounced subscription whose tenant has a run in flight: it waits to
     # be bundled into the tenant's next run.
     WAITING = "WAITING"
+    # Its subscription has httpConfig.maxConcurrency deliveries in flight: it waits its turn.
+    QUEUED = "QUEUED"
     PENDING = "PENDING"
     DISPATCHING = "DISPATCHING"
     # An attempt failed in a way worth trying again: the next one is due at next_attempt.
@@ -92,7 +94,9 @@ class Status(enum.StrEnum):
 TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.EXPIRED, Status.BUNDLED, Status.SUPPRESSED})
 # The outcomes of a run, as a later run of the same subscription and tenant sees them.
 RUN_PHASES = {Status.COMPLETED: "succeeded", Status.FAILED: "failed", Status.EXPIRED: "timedOut"}
-IN_FLIGHT = frozenset({Status.PENDING, Status.DISPATCHING, Status.RETRYING, Status.AWAITING_CALLBACK})
+IN_FLIGHT = frozenset(
+    {Status.QUEUED, Status.PENDING, Status.DISPATCHING, Status.RETRYING, Status.AWAITING_CALLBACK}
+)
 # What a replay may deliver again (COMPLETED only for fire-and-forget: a request-response
 # invocation's output was accepted, and a second one would contradict it).
 REPLAYABLE = frozenset({Status.FAILED, Status.EXPIRED, Status.COMPLETED})
@@ -152,6 +156,8 @@ class Subscription(SQLModel, table=True):
     url_query: str | None = None
     dispatch_mode: str = Field(max_length=16)
     auth_type: str = Field(default=AuthType.NO_AUTH, max_length=16)
+    # Most deliveries in flight to it at once (httpConfig.maxConcurrency); None: no limit.
+    max_concurrency: int | None = None
     basic_user: str | None = None
     # Password or bearer token, encrypted with a key derived from GATEWAY_SECRET_KEY.
     credential: str | None = None

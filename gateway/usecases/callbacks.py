@@ -94,7 +94,7 @@ def _check_can_complete(inv: Invocation, digest: str) -> None:
         raise Conflict(f"the invocation is already {status.value.lower()}")
     if inv.trigger_type == TriggerType.FIRE_AND_FORGET or inv.dispatch_mode == DispatchMode.SYNC:
         raise Conflict("this invocation does not take a callback: its subscription answers synchronously")
-    if status == Status.WAITING or (status == Status.PENDING and inv.attempts == 0):
+    if status in (Status.WAITING, Status.QUEUED) or (status == Status.PENDING and inv.attempts == 0):
         raise Conflict("the invocation has not been delivered yet")
 
 

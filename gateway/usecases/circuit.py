@@ -136,6 +136,7 @@ async def _succeeded(rt: Runtime, sub: Subscription, now: datetime) -> None:
             await session.execute(
                 update(Invocation)
                 .where(col(Invocation.subscription_id) == sub.id, col(Invocation.status) == Status.RETRYING)
+                .where(col(Invocation.next_attempt) > now)
                 .values(next_attempt=now)
             )
         await session.commit()

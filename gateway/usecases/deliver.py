@@ -21,7 +21,7 @@ from gateway.domain.delivery import Failure, Outcome
 from gateway.domain.keys import Undecryptable
 from gateway.domain.model import Invocation, Status, Subscription, Trigger, TriggerType
 from gateway.runtime import Runtime, best_effort
-from gateway.usecases import circuit, runs, subscriptions
+from gateway.usecases import circuit, concurrency, runs, subscriptions
 from gateway.usecases import fallback as fallbacks
 from gateway.usecases.finished import after_final
 
@@ -46,7 +46,11 @@ async def deliver(rt: Runtime, invocation_id: str) -> None:
         raise
     if held_until is not None and inv.trigger_type == TriggerType.FIRE_AND_FORGET:
         # The circuit is open: it waits, without spending an attempt.
-        await rt.invocations.release(inv, until=held_until)
+        await rt.invocations.release(inv, Status.RETRYING, held_until)
+        return
+    if target is not None and held_until is None and not await concurrency.admit(rt, target[0], inv):
+        # Its subscription has as many deliveries in flight as it takes: it waits its turn.
+        await rt.invocations.release(inv, Status.QUEUED)
         return
     started, clock = utcnow(), time.monotonic()
     if held_until is not None and target is not None:
@@ -64,6 +68,10 @@ async def deliver(rt: Runtime, invocation_id: str) -> None:
     if target is not None and held_until is None:
         await best_effort(
             "counting for the circuit breaker", circuit.observe(rt, target[0], outcome, utcnow())
+        )
+    if target is not None and target[0].max_concurrency is not None:  # a slot is free
+        await best_effort(
+            "queueing the next delivery in turn", concurrency.promote(rt, [inv.subscription_id])
         )
 
 

@@ -32,7 +32,7 @@ from gateway.domain.model import (
     Trigger,
 )
 from gateway.runtime import Runtime, best_effort
-from gateway.usecases import catalog, runs
+from gateway.usecases import catalog, concurrency, runs
 
 log = logging.getLogger("gateway.start")
 
@@ -189,6 +189,8 @@ def _row(
         )
     elif sub.debounce and not test:
         row["status"] = Status.WAITING
+    elif sub.max_concurrency is not None:
+        row["status"] = Status.QUEUED  # it goes when a slot is free (usecases/concurrency)
     return row
 
 
@@ -196,6 +198,8 @@ async def queue(rt: Runtime, rows: Sequence[NewInvocation]) -> None:
     """After the commit: deliver what is pending, and start runs for what now waits."""
     pending = [DispatchJob(row["id"]) for row in rows if row["status"] == Status.PENDING]
     await best_effort("queueing deliveries", rt.queue.enqueue(pending))
+    capped = {row["subscription_id"] for row in rows if row["status"] == Status.QUEUED}
+    await best_effort("queueing deliveries in turn", concurrency.promote(rt, capped))
     waiting = [
         runs.Lane(row["subscription_id"], row["tenant_id"]) for row in rows if row["status"] == Status.WAITING
     ]

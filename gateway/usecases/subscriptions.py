@@ -129,6 +129,7 @@ def _apply(rt: Runtime, sub: Subscription, spec: SubscriptionIn, trigger: Trigge
     sub.url, sub.url_query = _url(rt, sub, http.url)
     sub.dispatch_mode = http.httpDispatchMode
     sub.auth_type = http.httpAuthenticationType
+    sub.max_concurrency = http.maxConcurrency
     sub.basic_user = user
     sub.credential = credential
     sub.modified = utcnow()

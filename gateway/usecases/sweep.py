@@ -22,7 +22,7 @@ from gateway.adapters.queue import DispatchJob
 from gateway.domain.clock import utcnow
 from gateway.domain.model import DeliveryAttempt, Invocation, Status, TriggerType
 from gateway.runtime import Runtime
-from gateway.usecases import fallback, idempotency, retention, runs
+from gateway.usecases import concurrency, fallback, idempotency, retention, runs
 from gateway.usecases.finished import after_final
 
 log = logging.getLogger("gateway.sweep")
@@ -173,7 +173,15 @@ async def retry_due(rt: Runtime) -> list[DispatchJob]:
 
 
 # Schedules have a loop of their own, which wakes at the next tick (schedules.fire_forever).
-STEPS = (expire_due, retry_due, requeue_due, runs.promote_due, idempotency.purge_expired, retention.purge_due)
+STEPS = (
+    expire_due,
+    retry_due,
+    requeue_due,
+    runs.promote_due,
+    concurrency.promote_due,
+    idempotency.purge_expired,
+    retention.purge_due,
+)
 
 
 async def sweep_once(rt: Runtime) -> None:

@@ -131,3 +131,29 @@ async def circuit_of(gateway: GatewayClient, subscription_id: str, state: str) -
             return circuit
         await asyncio.sleep(0.02)
     raise AssertionError(f"the circuit stayed {circuit}, not {state}")
+
+
+async def test_max_concurrency_holds_across_processes(store: Store, subscriber: Subscriber) -> None:
+    let_go, held, most = asyncio.Event(), [0], [0]
+
+    async def slow(_: Received) -> object:
+        held[0] += 1
+        most[0] = max(most[0], held[0])
+        await let_go.wait()
+        held[0] -= 1
+        return await answer(200)(_)
+
+    async with start_gateway(store) as gateway:
+        await gateway.create_trigger("t:notify", name="Notify", type="FIRE_AND_FORGET")
+        url = subscriber.endpoint("slow", slow)  # type: ignore[arg-type]
+        await gateway.subscribe("t:notify", url, httpConfig={"maxConcurrency": 2})
+        started = [(await gateway.start("t:notify", {"n": n}))[0]["id"] for n in range(5)]
+        await subscriber.wait_for(2)
+        await asyncio.sleep(0.6)
+        assert most[0] == 2
+        assert (await gateway.status(started[-1]))["status"] == "QUEUED"
+        let_go.set()
+        for invocation_id in started:
+            assert (await gateway.final_status(invocation_id))["status"] == "COMPLETED"
+        assert most[0] == 2
+        assert [r.body["n"] for r in subscriber.received] == list(range(5))
