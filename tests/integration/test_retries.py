@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from typing import Any
 
 from tests.conftest import start_gateway
 from tests.gateway_client import GatewayClient
-from tests.servers import Received, Subscriber, answer
+from tests.servers import Received, Subscriber, answer, hang
 from tests.services import Store
 
 
@@ -156,4 +157,44 @@ async def test_max_concurrency_holds_across_processes(store: Store, subscriber: 
         for invocation_id in started:
             assert (await gateway.final_status(invocation_id))["status"] == "COMPLETED"
         assert most[0] == 2
-        assert [r.body["n"] for r in subscriber.received] == list(range(5))
+        # The oldest go first; after them, two in flight at once may reach it in either order.
+        arrived = [r.body["n"] for r in subscriber.received]
+        assert sorted(arrived[:2]) == [0, 1] and sorted(arrived) == list(range(5))
+
+
+async def test_retry_after_and_a_hanging_subscriber_are_tried_again_on_time(
+    store: Store, subscriber: Subscriber
+) -> None:
+    throttled = [answer(503, {}, headers={"retry-after": "1"}), answer(200)]
+    hanging = [hang(5), answer(200)]
+
+    def in_turn(answers: list[Any]) -> Any:
+        async def respond(received: Received) -> object:
+            return await (answers.pop(0) if len(answers) > 1 else answers[0])(received)
+
+        return respond
+
+    async with start_gateway(store, retry_schedule="0.2", retry_jitter=0, response_timeout=1.0) as gateway:
+        await gateway.create_trigger("t:notify", name="Notify", type="FIRE_AND_FORGET")
+        await gateway.subscribe(
+            "t:notify", subscriber.endpoint("throttled", in_turn(throttled)), name="throttled"
+        )
+        await gateway.subscribe("t:notify", subscriber.endpoint("hanging", in_turn(hanging)), name="hanging")
+        started = await gateway.start("t:notify", {})
+        for invocation in started:
+            done = await gateway.final_status(invocation["id"])
+            assert (done["status"], done["attempts"]) == ("COMPLETED", 2)
+        arrivals = {
+            path: [r.arrived for r in subscriber.received if r.path == path]
+            for path in ("/throttled", "/hanging")
+        }
+        # Retry-After: 1 over a 0.2 s schedule; a hang cut off at the 1 s time limit, then 0.2 s.
+        assert 1.0 <= arrivals["/throttled"][1] - arrivals["/throttled"][0] <= 1.0 + 0.6
+        assert 1.2 <= arrivals["/hanging"][1] - arrivals["/hanging"][0] <= 1.2 + 0.6
+        errors = {}
+        for invocation in started:
+            name = (await gateway.status(invocation["id"]))["subscriptionName"]
+            logged = (await gateway.http.get(f"/trigger-invocations/{invocation['id']}/attempts")).json()
+            errors[name] = logged[0]["error"]
+        assert errors["throttled"] == "the subscriber answered HTTP 503"
+        assert errors["hanging"].startswith("no answer from") and "within 1 s" in errors["hanging"]
