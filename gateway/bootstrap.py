@@ -56,6 +56,7 @@ async def open_runtime(settings: Settings, role: Role) -> AsyncIterator[Runtime]
         queue: DispatchQueue
         notifier: Notifier
         limiter: Limiter
+        redis = None
         if settings.redis_url:
             redis = await arq_queue.connect(settings.redis_url, settings.queue_name)
             stack.push_async_callback(redis.aclose)
@@ -74,6 +75,7 @@ async def open_runtime(settings: Settings, role: Role) -> AsyncIterator[Runtime]
         known = api_clients.KnownClients()
         store = InvocationStore(engine)
         rt = Runtime(settings, sessions, store, keys, queue, notifier, http, limiter, policy, known, catalog)
+        rt.redis = redis
         if role == "api":
             await _prepare_catalog(rt)
         await notifier.start()

@@ -7,14 +7,11 @@ import asyncio
 import logging
 import sys
 
-import uvicorn
-from sqlalchemy import make_url
-
-from gateway.adapters.database import engine as db
-from gateway.api.app import create_app
-from gateway.api.server import uvicorn_options
-from gateway.example_subscriber import create_example_subscriber
 from gateway.settings import Settings, SettingsError
+
+# A worker's health key (arq's, refreshed every 5 s), and how long `worker --check` waits for Redis.
+HEALTH_KEY_SUFFIX = ":health-check"
+CHECK_TIMEOUT = 0.5
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "example-subscriber":
+        import uvicorn
+
+        from gateway.example_subscriber import create_example_subscriber
+
         logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s %(message)s")
         print(f"example subscriber: answering POSTs on http://{args.host}:{args.port}/", file=sys.stderr)
         uvicorn.run(create_example_subscriber(), host=args.host, port=args.port, log_level="warning")
@@ -57,13 +58,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.command == "migrate":
         return asyncio.run(run_migrate(settings))
-    if not (args.command == "worker" and args.check):
-        problem = asyncio.run(schema_problem(settings))
-        if problem:
-            print(f"gateway: {problem}", file=sys.stderr)
-            return 2
+    if args.command == "worker" and args.check:
+        return check_worker(settings)
+    problem = asyncio.run(schema_problem(settings))
+    if problem:
+        print(f"gateway: {problem}", file=sys.stderr)
+        return 2
     if args.command == "worker":
-        return run_worker(settings, check_only=args.check)
+        return run_worker(settings)
+    import uvicorn
+    from sqlalchemy import make_url
+
+    from gateway.api.app import create_app
+    from gateway.api.server import uvicorn_options
+
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
     database = make_url(settings.database_url).render_as_string(hide_password=True)
@@ -75,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
 
 async def schema_problem(settings: Settings) -> str | None:
     """Why this database cannot be served yet (a server database not migrated), if so."""
+    from gateway.adapters.database import engine as db
+
     engine = db.create_engine(settings.database_url)
     try:
         if not db.migrates_itself(engine):
@@ -87,6 +97,8 @@ async def schema_problem(settings: Settings) -> str | None:
 
 
 async def run_migrate(settings: Settings) -> int:
+    from gateway.adapters.database import engine as db
+
     engine = db.create_engine(settings.database_url)
     try:
         await db.migrate(engine)
@@ -96,7 +108,7 @@ async def run_migrate(settings: Settings) -> int:
     return 0
 
 
-def run_worker(settings: Settings, *, check_only: bool) -> int:
+def run_worker(settings: Settings) -> int:
     if not settings.redis_url:
         print(
             "gateway: the worker needs GATEWAY_REDIS_URL (e.g. redis://127.0.0.1:6379); "
@@ -106,9 +118,42 @@ def run_worker(settings: Settings, *, check_only: bool) -> int:
         return 2
     from gateway import worker
 
-    if check_only:
-        return worker.check(settings)
     worker.run(settings)
+    return 0
+
+
+def check_worker(settings: Settings) -> int:
+    """`gateway worker --check`: 0 if a worker on this queue reported in the last few seconds.
+    One line either way, within a second even when Redis does not answer (the compose health
+    check allows 5 s); it imports only what it needs."""
+    if not settings.redis_url:
+        print("gateway: no worker to check: GATEWAY_REDIS_URL is not set", file=sys.stderr)
+        return 2
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    async def reported() -> bytes | None:
+        client = Redis.from_url(
+            settings.redis_url, socket_connect_timeout=CHECK_TIMEOUT, socket_timeout=CHECK_TIMEOUT
+        )
+        try:
+            value: bytes | None = await client.get(settings.queue_name + HEALTH_KEY_SUFFIX)
+        finally:
+            await client.aclose()
+        return value
+
+    queue = settings.queue_name
+    try:
+        value = asyncio.run(reported())
+    except (RedisError, OSError) as exc:
+        print(
+            f"gateway: Redis does not answer ({type(exc).__name__}); no worker can be seen", file=sys.stderr
+        )
+        return 1
+    if value is None:
+        print(f"gateway: no worker has reported on queue {queue!r} in the last 6 s", file=sys.stderr)
+        return 1
+    print(f"gateway: a worker is healthy on queue {queue!r} ({value.decode(errors='replace')})")
     return 0
 
 

@@ -9,6 +9,8 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from redis.asyncio import Redis
+
 from gateway.adapters.database.engine import Sessions
 from gateway.adapters.database.invocation_store import InvocationStore
 from gateway.adapters.limiter import Limiter
@@ -41,6 +43,8 @@ class Runtime:
     known_clients: KnownClients
     # The triggers and subscriptions starts and deliveries read (usecases/catalog.py).
     catalog: Catalog
+    # Distributed mode's Redis (its queue, notifier and limiter use it), for health checks.
+    redis: Redis | None = None
 
 
 log = logging.getLogger("gateway")
@@ -49,8 +53,26 @@ log = logging.getLogger("gateway")
 async def best_effort(what: str, action: Awaitable[object]) -> None:
     """Queueing, wake-ups and starting the next run only make things prompt (the database
     and the sweep are the truth), so once a change is committed their failure must not fail
-    the request."""
+    the request. An outage (Redis gone, say) is logged once when it starts, in one line, and
+    once when it ends: not a traceback per request (that is at DEBUG)."""
     try:
         await action
-    except Exception:
-        log.warning("%s failed; the sweep will catch up", what, exc_info=True)
+    except Exception as exc:
+        failures = _failing.get(what, 0)
+        _failing[what] = failures + 1
+        if failures == 0:
+            log.warning(
+                "%s failed (%s: %s); the sweep will catch up. Not logged again until it works",
+                what,
+                type(exc).__name__,
+                exc,
+            )
+        log.debug("%s failed", what, exc_info=True)
+        return
+    failures = _failing.pop(what, 0)
+    if failures:
+        log.warning("%s works again, after %d failure(s)", what, failures)
+
+
+# What best_effort has seen failing, and how often since it last worked (per process).
+_failing: dict[str, int] = {}

@@ -22,7 +22,7 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 from arq.connections import RedisSettings
-from arq.worker import Worker, async_check_health, func
+from arq.worker import Worker, func
 from redis.exceptions import RedisError
 
 from gateway.adapters.queue import redis as arq_queue
@@ -143,9 +143,3 @@ def _use_uvloop() -> None:
         return
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
-
-def check(settings: Settings) -> int:
-    """0 when a worker on this queue has reported healthy in the last few seconds."""
-    return asyncio.run(
-        async_check_health(RedisSettings.from_dsn(settings.redis_url), queue_name=settings.queue_name)
-    )

@@ -89,6 +89,8 @@ API_ROUTES = _with_versions(BETA_ROUTES)
 
 ROUTES: list[BaseRoute] = [
     Mount("/beta", routes=API_ROUTES),
-    Route("/health", health.health, methods=["GET"]),
+    Route("/health", health.ready, methods=["GET"]),
+    Route("/health/ready", health.ready, methods=["GET"]),
+    Route("/health/live", health.live, methods=["GET"]),
     *API_ROUTES,
 ]

@@ -219,7 +219,8 @@ async def wait_for_api(process: Process, url: str, http: httpx.AsyncClient) -> N
         while True:
             assert process.alive, f"{process.name} exited during start-up:\n{process.tail()}"
             try:
-                if (await http.get(f"{url}/health")).status_code == 200:
+                # Live, not ready: an API process may start before any worker does.
+                if (await http.get(f"{url}/health/live")).status_code == 200:
                     return
             except httpx.TransportError:
                 pass

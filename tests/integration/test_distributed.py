@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import subprocess
 import sys
@@ -127,10 +128,23 @@ async def gateway_command(store: Store, *args: str) -> subprocess.CompletedProce
     return await asyncio.to_thread(subprocess.run, command, env=env, capture_output=True, timeout=60)
 
 
-async def test_worker_check_reports_health(shared: Store) -> None:
-    assert (await gateway_command(shared, "worker", "--check")).returncode == 1
+async def test_worker_check_reports_health_in_one_line(shared: Store) -> None:
+    none = await gateway_command(shared, "worker", "--check")
+    assert none.returncode == 1
+    assert none.stderr.decode().splitlines() == [
+        f"gateway: no worker has reported on queue {shared.queue_name!r} in the last 6 s"
+    ]
     async with worker_process(make_settings(shared, "http://127.0.0.1:1")):
-        assert (await gateway_command(shared, "worker", "--check")).returncode == 0
+        healthy = await gateway_command(shared, "worker", "--check")
+        assert healthy.returncode == 0
+        [line] = healthy.stdout.decode().splitlines()
+        assert line.startswith(f"gateway: a worker is healthy on queue {shared.queue_name!r}")
+    unreachable = dataclasses.replace(shared, redis_url="redis://127.0.0.1:1/0")
+    gone = await gateway_command(unreachable, "worker", "--check")
+    assert gone.returncode == 1
+    assert gone.stderr.decode().splitlines() == [
+        "gateway: Redis does not answer (ConnectionError); no worker can be seen"
+    ]
 
 
 async def test_server_database_must_be_migrated_first(shared: Store) -> None:
