@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
+import importlib.metadata
 import logging
+import os
 import sys
+from collections.abc import Mapping
+from dataclasses import fields
 
-from gateway.settings import Settings, SettingsError
+from gateway.settings import PREFIX, Settings, SettingsError
 
 # A worker's health key (arq's, refreshed every 5 s), and how long `worker --check` waits for Redis.
 HEALTH_KEY_SUFFIX = ":health-check"
 CHECK_TIMEOUT = 0.5
+# GATEWAY_* variables that are not settings: the test suite's own.
+NOT_SETTINGS = frozenset({"GATEWAY_REQUIRE_SERVICES", "GATEWAY_TEST_POSTGRES", "GATEWAY_TEST_REDIS"})
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="Request-response trigger gateway")
+    parser.add_argument("--version", action="version", version=f"gateway {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the API and the in-process dispatcher")
     serve.add_argument("--host", help="address to listen on (default: GATEWAY_HOST or 127.0.0.1)")
@@ -52,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
+    for warning in unknown_settings(os.environ):
+        print(f"gateway: warning: {warning}", file=sys.stderr)
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
@@ -82,18 +92,75 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def schema_problem(settings: Settings) -> str | None:
-    """Why this database cannot be served yet (a server database not migrated), if so."""
+    """Why this database cannot be served yet (unreachable, or a server database not
+    migrated), if so, in one line."""
+    from sqlalchemy import text
+
     from gateway.adapters.database import engine as db
 
     engine = db.create_engine(settings.database_url)
     try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
         if not db.migrates_itself(engine):
             await db.check_schema(engine)
     except db.SchemaOutOfDate as exc:
         return str(exc)
+    except Exception as exc:
+        return unreachable(settings.database_url, exc)
     finally:
         await engine.dispose()
     return None
+
+
+def unreachable(database_url: str, exc: Exception) -> str:
+    """What a failed first connection to the database means, and what to do."""
+    from sqlalchemy import make_url
+
+    url = make_url(database_url)
+    cause = _root(exc)
+    name = type(cause).__name__
+    if url.get_backend_name() == "sqlite":
+        return (
+            f"GATEWAY_DATABASE_URL: cannot open the SQLite file {url.database!r} ({cause}); check that "
+            "its directory exists and is writable"
+        )
+    where = f"{url.host or 'localhost'}:{url.port or 5432}"
+    if getattr(cause, "sqlstate", None) == "3D000":  # invalid_catalog_name
+        missing = f"there is no database {url.database!r} on {where}"
+        return f"GATEWAY_DATABASE_URL: {missing}; create it or fix the URL"
+    if isinstance(cause, OSError):
+        reason = cause.strerror or name
+        return f"GATEWAY_DATABASE_URL: cannot reach PostgreSQL at {where} ({reason}); is it running?"
+    return f"GATEWAY_DATABASE_URL: PostgreSQL at {where} refused the connection ({name}: {cause})"
+
+
+def _root(exc: BaseException) -> BaseException:
+    """The driver's own error under SQLAlchemy's wrappers."""
+    while True:
+        inner = exc.__cause__ or getattr(exc, "orig", None)
+        if not isinstance(inner, BaseException) or inner is exc:
+            return exc
+        exc = inner
+
+
+def unknown_settings(environ: Mapping[str, str]) -> list[str]:
+    """A warning for each GATEWAY_* variable that is no setting (a misspelt one is ignored)."""
+    known = {PREFIX + f.name.upper() for f in fields(Settings)}
+    warnings = []
+    for name in sorted(environ):
+        if name.startswith(PREFIX) and name not in known and name not in NOT_SETTINGS:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            warnings.append(f"{name} is not a setting and is ignored{hint}")
+    return warnings
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("trigger-gateway")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "unknown"
 
 
 async def run_migrate(settings: Settings) -> int:

@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from gateway.adapters.outbound.target_policy import parse_networks
-from gateway.domain.clock import parse_duration
+from gateway.domain.clock import parse_deadline, parse_duration
 
 PREFIX = "GATEWAY_"
 MIN_KEY_LENGTH = 32
+# The database URLs the gateway can drive (SQLAlchemy's async drivers).
+DATABASE_SCHEMES = ("sqlite+aiosqlite", "postgresql+asyncpg")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # A retry schedule's bounds: a week between two attempts, 50 attempts in all.
 MAX_RETRY_DELAY = 7 * 86400.0
 MAX_RETRIES = 50
@@ -149,6 +152,23 @@ class Settings:
         return settings
 
     def check(self) -> None:
+        self._check_database()
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise SettingsError(
+                f"GATEWAY_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}"
+            )
+        try:
+            parse_deadline(self.max_response_deadline)
+        except ValueError:
+            raise SettingsError(
+                f"GATEWAY_MAX_RESPONSE_DEADLINE must be an ISO-8601 duration such as P30D, "
+                f"not {self.max_response_deadline!r}"
+            ) from None
+        if self.triggers_file and not Path(self.triggers_file).is_file():
+            raise SettingsError(
+                f"GATEWAY_TRIGGERS_FILE names {self.triggers_file!r}, which is not a file here "
+                f"(working directory {os.getcwd()}); give its path, or unset it"
+            )
         if self.response_timeout <= 0:
             raise SettingsError("GATEWAY_RESPONSE_TIMEOUT must be a positive number of seconds")
         if self.max_body_bytes < 1024:
@@ -193,6 +213,12 @@ class Settings:
                 "set GATEWAY_SECRET_KEY when GATEWAY_REDIS_URL is set: every API process and "
                 "worker must share the same key to verify each other's callback secrets"
             )
+        if self.database_url.startswith("sqlite") and self.redis_url:
+            raise SettingsError(
+                "GATEWAY_REDIS_URL needs a shared database: with SQLite the workers would not see the "
+                "API's invocations; set GATEWAY_DATABASE_URL to postgresql+asyncpg://..., or unset "
+                "GATEWAY_REDIS_URL"
+            )
         if bool(self.bootstrap_client_id) != bool(self.bootstrap_client_secret):
             raise SettingsError(
                 "set both GATEWAY_BOOTSTRAP_CLIENT_ID and GATEWAY_BOOTSTRAP_CLIENT_SECRET, or neither"
@@ -233,6 +259,25 @@ class Settings:
             )
         if not math.isfinite(self.retry_after_max) or self.retry_after_max < 0:
             raise SettingsError("GATEWAY_RETRY_AFTER_MAX must be 0 or more seconds")
+
+    def _check_database(self) -> None:
+        scheme, separator, rest = self.database_url.partition("://")
+        if not separator or not rest:
+            raise SettingsError(
+                f"GATEWAY_DATABASE_URL must be a URL such as sqlite+aiosqlite:///./gateway.db or "
+                f"postgresql+asyncpg://user@host/db, not {self.database_url[:40]!r}"
+            )
+        if scheme not in DATABASE_SCHEMES:
+            driver = {
+                "sqlite": "sqlite+aiosqlite",
+                "postgresql": "postgresql+asyncpg",
+                "postgres": "postgresql+asyncpg",
+            }
+            hint = f"write {driver[scheme]}:// for {scheme}://" if scheme in driver else "use one of them"
+            raise SettingsError(
+                f"GATEWAY_DATABASE_URL must start with {' or '.join(s + '://' for s in DATABASE_SCHEMES)} "
+                f"(the async drivers), not {scheme}://; {hint}"
+            )
 
     @functools.cached_property
     def disabled_after(self) -> timedelta | None:

@@ -142,4 +142,3 @@ def _use_uvloop() -> None:
     except ImportError:  # not on Windows
         return
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-

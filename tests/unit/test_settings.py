@@ -12,6 +12,8 @@ import pytest
 
 from gateway.settings import MIN_KEY_LENGTH, Settings, SettingsError
 
+# Distributed: the database every process shares.
+SHARED = {"database_url": "postgresql+asyncpg://gateway@db.example.com/gateway"}
 KEY = "k" * MIN_KEY_LENGTH
 
 
@@ -52,7 +54,10 @@ KEY = "k" * MIN_KEY_LENGTH
         ({"sweep_interval": 0}, "GATEWAY_SWEEP_INTERVAL must be a positive number of seconds"),
         ({"requeue_after": -1.0}, "GATEWAY_REQUEUE_AFTER must be a positive number of seconds"),
         ({"stranded_grace": math.inf}, "GATEWAY_STRANDED_GRACE must be a positive number of seconds"),
-        ({"redis_url": "http://127.0.0.1:6379", "secret_key": KEY}, "GATEWAY_REDIS_URL must be a redis://"),
+        (
+            {"redis_url": "http://127.0.0.1:6379", "secret_key": KEY, **SHARED},
+            "GATEWAY_REDIS_URL must be a redis://",
+        ),
         ({"worker_poll_delay": 0}, "GATEWAY_WORKER_POLL_DELAY must be a positive number of seconds"),
         ({"public_url": "gateway.example.com"}, "GATEWAY_PUBLIC_URL must start with http:// or https://"),
         (
@@ -65,6 +70,20 @@ KEY = "k" * MIN_KEY_LENGTH
             "set both GATEWAY_BOOTSTRAP_CLIENT_ID and GATEWAY_BOOTSTRAP_CLIENT_SECRET",
         ),
         ({"bootstrap_client_secret": "s" * 32}, "set both GATEWAY_BOOTSTRAP_CLIENT_ID"),
+        ({"database_url": "garbage"}, "GATEWAY_DATABASE_URL must be a URL such as sqlite+aiosqlite:///"),
+        (
+            {"database_url": "postgresql://u:secret@db/gw"},
+            "GATEWAY_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg:// (the async "
+            "drivers), not postgresql://; write postgresql+asyncpg:// for postgresql://",
+        ),
+        ({"database_url": "sqlite:///gateway.db"}, "GATEWAY_DATABASE_URL must start with"),
+        (
+            {"redis_url": "redis://127.0.0.1:6379", "secret_key": KEY},
+            "GATEWAY_REDIS_URL needs a shared database",
+        ),
+        ({"log_level": "verbose"}, "GATEWAY_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+        ({"max_response_deadline": "banana"}, "GATEWAY_MAX_RESPONSE_DEADLINE must be an ISO-8601 duration"),
+        ({"triggers_file": "/no/such/triggers.yaml"}, "GATEWAY_TRIGGERS_FILE names '/no/such/triggers.yaml'"),
     ],
 )
 def test_each_unusable_value_is_refused_in_one_line_naming_its_setting(
@@ -85,8 +104,8 @@ def test_each_unusable_value_is_refused_in_one_line_naming_its_setting(
         {"rotation_grace": 0, "stop_grace": 0.0, "max_trigger_depth": 0, "max_bundle": 1000},
         {"max_body_bytes": 1024, "max_bundle_bytes": 1024, "max_bundle": 1, "token_ttl": 1},
         {"callback_failure_limit": 0, "token_failure_limit": 0, "token_address_failure_limit": 0},
-        {"redis_url": "rediss://cache.example.com:6380", "secret_key": f" {KEY} , {KEY}x "},
-        {"redis_url": "unix:///run/redis.sock", "secret_key": KEY},
+        {"redis_url": "rediss://cache.example.com:6380", "secret_key": f" {KEY} , {KEY}x ", **SHARED},
+        {"redis_url": "unix:///run/redis.sock", "secret_key": KEY, **SHARED},
         {
             "public_url": "https://gateway.example.com",
             "bootstrap_client_id": "a",
