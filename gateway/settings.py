@@ -264,8 +264,8 @@ class Settings:
         scheme, separator, rest = self.database_url.partition("://")
         if not separator or not rest:
             raise SettingsError(
-                f"GATEWAY_DATABASE_URL must be a URL such as sqlite+aiosqlite:///./gateway.db or "
-                f"postgresql+asyncpg://user@host/db, not {self.database_url[:40]!r}"
+                "GATEWAY_DATABASE_URL must be a URL such as sqlite+aiosqlite:///./gateway.db or "
+                "postgresql+asyncpg://user@host/db"
             )
         if scheme not in DATABASE_SCHEMES:
             driver = {

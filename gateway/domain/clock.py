@@ -23,7 +23,7 @@ def parse_duration(text: str, name: str = "responseDeadline") -> timedelta:
     """An ISO-8601 duration such as PT1H, not negative; ``name`` is what the error calls it."""
     try:
         value = isodate.parse_duration(text)
-    except (isodate.ISO8601Error, ValueError):
+    except (isodate.ISO8601Error, ValueError, OverflowError):
         raise ValueError(f"{name} {text!r} is not an ISO-8601 duration such as PT1H") from None
     if not isinstance(value, timedelta):
         raise ValueError(f"{name} {text!r} uses years or months; use days, hours, minutes or seconds")

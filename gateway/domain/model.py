@@ -206,6 +206,8 @@ class Invocation(SQLModel, table=True):
         Index("ix_invocations_status_next_attempt", "status", "next_attempt"),
         # What retention deletes: finished longest ago, by status.
         Index("ix_invocations_status_completed", "status", "completed"),
+        # A subscription's deliveries in one state, oldest first (in flight, QUEUED, replayed).
+        Index("ix_invocations_subscription_status", "subscription_id", "status", "created"),
     )
 
     id: str = Field(primary_key=True, max_length=64)

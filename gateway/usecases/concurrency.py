@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import func, tuple_, update
+from sqlalchemy import func, update
 from sqlmodel import col, select
 
+from gateway.adapters.database.rows import lock_row
+from gateway.adapters.database.transitions import transition
 from gateway.adapters.queue import DispatchJob
 from gateway.domain.clock import utcnow
 from gateway.domain.model import Invocation, Status, Subscription
@@ -21,20 +23,33 @@ BATCH = 1000
 
 
 async def admit(rt: Runtime, sub: Subscription, inv: Invocation) -> bool:
-    """Whether ``inv``, claimed, may go: fewer than the limit of its subscription's
-    deliveries in flight are older. (Deliveries that reached the queue another way, a retry or
-    a replay, are held here; claims racing in two processes let the oldest go.)"""
+    """Whether ``inv``, claimed, may go: fewer than the limit of its subscription's other
+    deliveries are in flight. If not, it is given back, QUEUED, its attempt not counted.
+    (Deliveries reach the dispatch queue other ways too: a retry, a replay, a debounced run.)
+    The subscription's row lock makes each look and give-back whole, so two claims racing in
+    two processes never both go past the limit, nor both give way."""
     if sub.max_concurrency is None:
         return True
-    older = (
+    others = (
         select(func.count())
         .select_from(Invocation)
         .where(col(Invocation.subscription_id) == sub.id, col(Invocation.status) == Status.DISPATCHING)
-        .where(tuple_(Invocation.created, Invocation.id) < (inv.created, inv.id))
+        .where(col(Invocation.id) != inv.id)
     )
     async with rt.sessions() as session:
-        in_flight = (await session.execute(older)).scalar_one()
-    return bool(in_flight < sub.max_concurrency)
+        await lock_row(session, Subscription, sub.id)
+        if (await session.execute(others)).scalar_one() < sub.max_concurrency:
+            await session.commit()
+            return True
+        this_attempt = col(Invocation.attempts) == inv.attempts
+        given_back = {
+            "status": Status.QUEUED,
+            "dispatched_at": None,
+            "attempts": col(Invocation.attempts) - 1,
+        }
+        await transition(session, inv.id, [Status.DISPATCHING], this_attempt, **given_back)
+        await session.commit()
+    return False
 
 
 async def promote(rt: Runtime, subscription_ids: Iterable[str]) -> list[DispatchJob]:
@@ -60,6 +75,7 @@ async def promote_due(rt: Runtime) -> list[DispatchJob]:
 async def _promote(rt: Runtime, subscription_id: str) -> list[DispatchJob]:
     of_subscription = col(Invocation.subscription_id) == subscription_id
     async with rt.sessions() as session:
+        await lock_row(session, Subscription, subscription_id)  # as admit: counts stay true
         limit = (
             await session.execute(
                 select(Subscription.max_concurrency).where(col(Subscription.id) == subscription_id)

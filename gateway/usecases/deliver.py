@@ -37,6 +37,10 @@ async def deliver(rt: Runtime, invocation_id: str) -> None:
     try:
         run = await runs.context(rt.invocations, inv)
         target = await _target(rt, inv)
+        # Its subscription's limit first (given back QUEUED if it is reached), then its
+        # circuit: a probe this delivery takes must be sent.
+        if target is not None and not await concurrency.admit(rt, target[0], inv):
+            return
         held_until = None if target is None else await circuit.admit(rt, target[0], utcnow())
     except BaseException:
         # Nothing was sent: give the claim back rather than leave it to the sweep's grace
@@ -47,10 +51,6 @@ async def deliver(rt: Runtime, invocation_id: str) -> None:
     if held_until is not None and inv.trigger_type == TriggerType.FIRE_AND_FORGET:
         # The circuit is open: it waits, without spending an attempt.
         await rt.invocations.release(inv, Status.RETRYING, held_until)
-        return
-    if target is not None and held_until is None and not await concurrency.admit(rt, target[0], inv):
-        # Its subscription has as many deliveries in flight as it takes: it waits its turn.
-        await rt.invocations.release(inv, Status.QUEUED)
         return
     started, clock = utcnow(), time.monotonic()
     if held_until is not None and target is not None:

@@ -38,7 +38,10 @@ async def beat(
         raise Conflict(
             f"the invocation is {inv.status}, not awaiting a callback; a heartbeat keeps only those alive"
         )
-    deadline = min(max(inv.deadline, now + await _extension(rt, inv, extend_by)), _latest(rt, inv))
+    latest = _latest(rt, inv)
+    # Capped before it is added: a duration of a billion days would overflow a datetime.
+    extension = min(await _extension(rt, inv, extend_by), latest - now)
+    deadline = min(max(inv.deadline, now + extension), latest)
     async with rt.sessions() as session:
         # Only forward, and only while it still awaits its callback before its deadline.
         changed = await transition(

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_, tuple_
@@ -17,7 +17,9 @@ from gateway.adapters.queue import DispatchJob
 from gateway.domain.clock import utcnow
 from gateway.domain.errors import Conflict
 from gateway.domain.model import REPLAYABLE, Invocation, Status, Subscription, TriggerType
-from gateway.runtime import Runtime
+from gateway.runtime import Runtime, best_effort
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Invocations a subscription's replay changes per transaction: each batch is short, so
 # deliveries and other writes go on between them.
@@ -47,9 +49,10 @@ async def invocation(rt: Runtime, invocation_id: str) -> Invocation:
         await session.commit()
     if not replayed:
         raise Conflict(f"invocation {invocation_id} changed meanwhile; read its status and replay it again")
-    await rt.queue.enqueue(replayed)
+    await best_effort("queueing a replay", rt.queue.enqueue(replayed))
     again = await rt.invocations.read(invocation_id)
-    assert again is not None  # invocations are never deleted while in flight
+    if again is None:  # deleted meanwhile (retention only deletes finished ones)
+        raise missing(Invocation, invocation_id)
     return again
 
 
@@ -58,6 +61,7 @@ async def subscription(
 ) -> int:
     """Replay every invocation of the subscription created at or after ``since`` whose status
     is one of ``statuses`` (COMPLETED: fire-and-forget only); how many were replayed."""
+    since = max(since, EPOCH)  # no invocation is older; and year 1 overflows in UTC
     async with rt.sessions() as session:
         await get_existing(session, Subscription, subscription_id)
     kinds: list[ColumnElement[bool]] = [
@@ -87,7 +91,7 @@ async def subscription(
             replayed = await _again(session, batch, utcnow())
             await session.commit()
         if replayed:
-            await rt.queue.enqueue(replayed)
+            await best_effort("queueing replays", rt.queue.enqueue(replayed))
         total += len(replayed)
         if len(batch) < BATCH:
             return total

@@ -121,9 +121,13 @@ def _apply(rt: Runtime, sub: Subscription, spec: SubscriptionIn, trigger: Trigge
     sub.debounce = spec.debounce
     sub.name = spec.name
     sub.description = spec.description
+    if spec.enabled and not sub.enabled:
+        # Enabled again: the gateway's reason no longer holds, and its failures start afresh
+        # (else the first failure after days disabled would disable it again at once).
+        sub.disabled_reason = None
+        sub.consecutive_failures, sub.failing_since = 0, None
+        sub.circuit_open, sub.probe_at = False, None
     sub.enabled = spec.enabled
-    if spec.enabled:
-        sub.disabled_reason = None  # enabled again: the gateway's reason no longer holds
     sub.response_deadline = spec.responseDeadline
     sub.filter = spec.filter
     sub.url, sub.url_query = _url(rt, sub, http.url)

@@ -136,3 +136,11 @@ async def test_a_subscriber_failing_too_long_is_disabled_and_operators_are_told(
         assert notice.body["subscriptionId"] == sub["id"]
         assert notice.body["reason"] == disabled["disabledReason"]
         assert notice.body["_metadata"]["triggerId"] == SUBSCRIPTION_DISABLED
+
+        # Enabled again, its failures start afresh: one more does not disable it at once.
+        enable = [{"op": "replace", "path": "/enabled", "value": True}]
+        enabled = await app.patch_subscription(sub["id"], enable)
+        assert (enabled["disabledReason"], enabled["circuit"]["consecutiveFailures"]) == (None, 0)
+        await app.final_status(await started(app, 2))
+        await app.settled()
+        assert (await app.subscription(sub["id"]))["enabled"] is True
