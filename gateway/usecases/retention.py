@@ -35,16 +35,19 @@ async def purge_due(rt: Runtime) -> int:
 
 
 async def _purge(rt: Runtime, statuses: Collection[Status], kept: timedelta) -> int:
-    old = (
-        select(Invocation.id)
-        .where(col(Invocation.status).in_([s.value for s in statuses]))
-        .where(col(Invocation.completed) < utcnow() - kept)
-        .limit(BATCH)
-    )
+    cutoff = utcnow() - kept
+    past = (col(Invocation.status).in_([s.value for s in statuses]), col(Invocation.completed) < cutoff)
+    old = select(Invocation.id).where(*past).limit(BATCH)
     async with rt.sessions() as session:
         ids = list((await session.execute(old)).scalars().all())
-        if ids:
-            await session.execute(delete(DeliveryAttempt).where(col(DeliveryAttempt.invocation_id).in_(ids)))
-            await session.execute(delete(Invocation).where(col(Invocation.id).in_(ids)))
-            await session.commit()
-    return len(ids)
+        if not ids:
+            return 0
+        # Still past it when deleted: one replayed meanwhile (PENDING again) is kept.
+        deleted = await session.execute(
+            delete(Invocation).where(col(Invocation.id).in_(ids), *past).returning(col(Invocation.id))
+        )
+        gone = list(deleted.scalars().all())
+        if gone:
+            await session.execute(delete(DeliveryAttempt).where(col(DeliveryAttempt.invocation_id).in_(gone)))
+        await session.commit()
+    return len(gone)
