@@ -126,7 +126,7 @@ async def _succeeded(rt: Runtime, sub: Subscription, now: datetime) -> None:
             .where(col(Subscription.id) == sub.id)
             .where(or_(col(Subscription.consecutive_failures) > 0, col(Subscription.circuit_open)))
             .values(consecutive_failures=0, failing_since=None, circuit_open=False, probe_at=None)
-            .returning(col(Subscription.circuit_since))
+            .returning(col(Subscription.id))
         )
         closed = result.one_or_none() is not None
         if closed and sub.circuit_open:

@@ -50,7 +50,7 @@ async def deliver(rt: Runtime, invocation_id: str) -> None:
         raise
     if held_until is not None and inv.trigger_type == TriggerType.FIRE_AND_FORGET:
         # The circuit is open: it waits, without spending an attempt.
-        await rt.invocations.release(inv, Status.RETRYING, held_until)
+        await rt.invocations.release(inv, until=held_until)
         return
     started, clock = utcnow(), time.monotonic()
     if held_until is not None and target is not None:

@@ -357,11 +357,10 @@ class InvocationStore:
         first, *then = self._record_steps
         return bool(await self._write(first, [values], *((step, [values]) for step in then)))
 
-    async def release(
-        self, inv: Invocation, status: Status = Status.PENDING, until: datetime | None = None
-    ) -> bool:
+    async def release(self, inv: Invocation, until: datetime | None = None) -> bool:
         """Undo ``inv``'s claim (the attempt not counted), if nothing was sent and it is still
-        this attempt's: DISPATCHING -> PENDING, or RETRYING until ``until``, or QUEUED."""
+        this attempt's: DISPATCHING -> PENDING, or with ``until`` RETRYING until then."""
+        status = Status.PENDING if until is None else Status.RETRYING
         values = {
             "invocation_id": inv.id,
             "attempt": inv.attempts,
