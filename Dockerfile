@@ -1,6 +1,8 @@
 FROM python:3.11-slim
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
+# setup.py copies the OpenAPI document into the package: /openapi.yaml, /openapi.json and /docs serve it.
+COPY openapi ./openapi
 COPY gateway ./gateway
 RUN pip install --no-cache-dir . && useradd --create-home gateway && mkdir /data && chown gateway /data
 USER gateway

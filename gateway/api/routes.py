@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Mount, Route
 
-from gateway.api import api_clients, health, hooks, invocations, oauth, subscriptions, triggers
+from gateway.api import api_clients, docs, health, hooks, invocations, oauth, subscriptions, triggers
 from gateway.domain.documents import API_VERSION
 
 BETA_ROUTES: list[BaseRoute] = [
@@ -92,5 +92,9 @@ ROUTES: list[BaseRoute] = [
     Route("/health", health.ready, methods=["GET"]),
     Route("/health/ready", health.ready, methods=["GET"]),
     Route("/health/live", health.live, methods=["GET"]),
+    Route("/openapi.yaml", docs.openapi_yaml, methods=["GET"]),
+    Route("/openapi.json", docs.openapi_json, methods=["GET"]),
+    Route("/docs", docs.page, methods=["GET"]),
+    Mount("/docs/assets", app=docs.Assets()),  # static files: no operations of the API
     *API_ROUTES,
 ]
