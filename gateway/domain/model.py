@@ -11,7 +11,7 @@ import enum
 from datetime import UTC, datetime
 from typing import Any, NotRequired, TypedDict
 
-from sqlalchemy import JSON, Column, DateTime, Index, TypeDecorator
+from sqlalchemy import JSON, Column, DateTime, Index, TypeDecorator, text
 from sqlalchemy import false as sa_false
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
@@ -196,24 +196,37 @@ class Subscription(SQLModel, table=True):
     modified: datetime = _time()
 
 
+def _partial(name: str, columns: list[str], where: str) -> Index:
+    """An index of only the rows that meet ``where`` (SQLite and PostgreSQL alike)."""
+    return Index(name, *columns, sqlite_where=text(where), postgresql_where=text(where))
+
+
 class Invocation(SQLModel, table=True):
     __tablename__ = "invocations"
     __table_args__ = (
-        Index("ix_invocations_status_deadline", "status", "deadline"),
-        Index("ix_invocations_status_queued", "status", "queued_at"),
+        # Partial indexes: each holds only the invocations in one state (or unfinished, or
+        # finished), so a delivery's insert, claim and record touch few of them. The queries
+        # that use them say the state as adapters/database/states.py writes it.
+        _partial("ix_invocations_awaiting", ["deadline"], "status = 'AWAITING_CALLBACK'"),
+        _partial("ix_invocations_pending", ["queued_at"], "status = 'PENDING'"),
+        _partial("ix_invocations_dispatching", ["dispatched_at"], "status = 'DISPATCHING'"),
+        _partial("ix_invocations_retrying", ["next_attempt"], "status = 'RETRYING'"),
+        _partial("ix_invocations_queued", ["subscription_id", "created", "id"], "status = 'QUEUED'"),
+        _partial("ix_invocations_waiting", ["subscription_id", "tenant_id"], "status = 'WAITING'"),
+        # A subscription's deliveries by state (concurrency limits, the circuit).
+        _partial("ix_invocations_open", ["subscription_id", "status"], "completed IS NULL"),
+        # What retention deletes: finished longest ago.
+        _partial("ix_invocations_finished", ["completed"], "completed IS NOT NULL"),
         # A subscription's runs per tenant: the one in flight, the last one, the waiting ones.
         Index("ix_invocations_lane", "subscription_id", "tenant_id", "completed"),
-        Index("ix_invocations_status_next_attempt", "status", "next_attempt"),
-        # What retention deletes: finished longest ago, by status.
-        Index("ix_invocations_status_completed", "status", "completed"),
-        # A subscription's deliveries in one state, oldest first (in flight, QUEUED, replayed).
-        Index("ix_invocations_subscription_status", "subscription_id", "status", "created"),
+        # A subscription's invocations by age (replay).
+        Index("ix_invocations_subscription", "subscription_id", "created"),
     )
 
     id: str = Field(primary_key=True, max_length=64)
     trigger_id: str = Field(index=True, max_length=255)
     trigger_type: str = Field(max_length=32)
-    subscription_id: str = Field(index=True, max_length=64)
+    subscription_id: str = Field(max_length=64)
     subscription_name: str = Field(max_length=255)
     # Snapshot of the subscription's mode when the trigger was raised.
     dispatch_mode: str = Field(max_length=16)

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, update
 from sqlmodel import col
 
+from gateway.adapters.database.states import open_in_state
 from gateway.domain import circuit
 from gateway.domain.clock import timestamp
 from gateway.domain.delivery import Outcome
@@ -135,7 +136,7 @@ async def _succeeded(rt: Runtime, sub: Subscription, now: datetime) -> None:
             )
             await session.execute(
                 update(Invocation)
-                .where(col(Invocation.subscription_id) == sub.id, col(Invocation.status) == Status.RETRYING)
+                .where(open_in_state(sub.id, Status.RETRYING))
                 .where(col(Invocation.next_attempt) > now)
                 .values(next_attempt=now)
             )

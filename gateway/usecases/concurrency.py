@@ -11,6 +11,7 @@ from sqlalchemy import func, update
 from sqlmodel import col, select
 
 from gateway.adapters.database.rows import lock_row
+from gateway.adapters.database.states import in_state, open_in_state
 from gateway.adapters.database.transitions import transition
 from gateway.adapters.queue import DispatchJob
 from gateway.domain.clock import utcnow
@@ -33,7 +34,7 @@ async def admit(rt: Runtime, sub: Subscription, inv: Invocation) -> bool:
     others = (
         select(func.count())
         .select_from(Invocation)
-        .where(col(Invocation.subscription_id) == sub.id, col(Invocation.status) == Status.DISPATCHING)
+        .where(open_in_state(sub.id, Status.DISPATCHING))
         .where(col(Invocation.id) != inv.id)
     )
     async with rt.sessions() as session:
@@ -64,9 +65,7 @@ async def promote(rt: Runtime, subscription_ids: Iterable[str]) -> list[Dispatch
 
 async def promote_due(rt: Runtime) -> list[DispatchJob]:
     """A sweep step: what a lost promotion (a crash, a race) left QUEUED with slots free."""
-    waiting = (
-        select(col(Invocation.subscription_id)).where(col(Invocation.status) == Status.QUEUED).distinct()
-    )
+    waiting = select(col(Invocation.subscription_id)).where(in_state(Status.QUEUED)).distinct()
     async with rt.sessions() as session:
         subscription_ids = (await session.execute(waiting.limit(BATCH))).scalars().all()
     return await promote(rt, subscription_ids)
@@ -84,14 +83,14 @@ async def _promote(rt: Runtime, subscription_id: str) -> list[DispatchJob]:
         going = (
             select(func.count())
             .select_from(Invocation)
-            .where(of_subscription, col(Invocation.status).in_([Status.PENDING, Status.DISPATCHING]))
+            .where(open_in_state(subscription_id, Status.PENDING, Status.DISPATCHING))
         )
         free = BATCH if limit is None else limit - (await session.execute(going)).scalar_one()
         if free <= 0:
             return []
         oldest = (
             select(col(Invocation.id))
-            .where(of_subscription, col(Invocation.status) == Status.QUEUED)
+            .where(of_subscription, in_state(Status.QUEUED))
             .order_by(col(Invocation.created), col(Invocation.id))
             .limit(free)
             .with_for_update(skip_locked=True)

@@ -22,6 +22,7 @@ from sqlmodel import col, select
 
 from gateway.adapters.database.invocation_store import InvocationStore
 from gateway.adapters.database.rows import lock_row
+from gateway.adapters.database.states import in_state
 from gateway.adapters.queue import DispatchJob
 from gateway.domain.clock import timestamp, utcnow
 from gateway.domain.model import (
@@ -140,7 +141,7 @@ async def promote_due(rt: Runtime) -> None:
         col(run.status).in_(list(IN_FLIGHT)),
     )
     query = select(Invocation.subscription_id, Invocation.tenant_id).where(
-        col(Invocation.status) == Status.WAITING, ~run_in_flight.exists()
+        in_state(Status.WAITING), ~run_in_flight.exists()
     )
     async with rt.sessions() as session:
         lanes = [Lane(*row) for row in (await session.execute(query.distinct())).all()]

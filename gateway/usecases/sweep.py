@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from gateway.adapters.database.states import in_state
 from gateway.adapters.database.transitions import ENDED_COLUMNS
 from gateway.adapters.queue import DispatchJob
 from gateway.domain.clock import utcnow
@@ -41,7 +42,7 @@ async def expire_due(rt: Runtime, invocation_id: str | None = None) -> list[str]
     """Mark EXPIRED every invocation (or just this one) still awaiting its callback past
     its deadline (or complete it with its trigger's fallback output)."""
     now = utcnow()
-    due = [col(Invocation.status) == Status.AWAITING_CALLBACK, col(Invocation.deadline) <= now]
+    due = [in_state(Status.AWAITING_CALLBACK), col(Invocation.deadline) <= now]
     if invocation_id is not None:
         due.append(col(Invocation.id) == invocation_id)
     falling_back = await _fallbacks(rt, due)
@@ -59,9 +60,11 @@ async def expire_due(rt: Runtime, invocation_id: str | None = None) -> list[str]
 async def _fallbacks(rt: Runtime, conditions: Sequence[ColumnElement[bool]]) -> dict[str, Any]:
     """The fallback outputs of the request-response triggers of the invocations that meet
     ``conditions``, by trigger id (read before the transaction: the catalog may need one)."""
-    query = select(col(Invocation.trigger_id)).where(*conditions, _request_response).distinct()
+    # Not DISTINCT: SQLite would then walk the whole trigger_id index rather than the few
+    # rows the state's partial index finds.
+    query = select(col(Invocation.trigger_id)).where(*conditions, _request_response)
     async with rt.sessions() as session:
-        trigger_ids = (await session.execute(query)).scalars().all()
+        trigger_ids = set((await session.execute(query)).scalars().all())
     outputs = {trigger_id: await fallback.output_for(rt, trigger_id) for trigger_id in trigger_ids}
     return {trigger_id: output for trigger_id, output in outputs.items() if output is not None}
 
@@ -100,7 +103,7 @@ async def requeue_due(rt: Runtime) -> list[DispatchJob]:
     # DISPATCHING past the time limit plus a grace: cut off by a crash (see Settings).
     stranded_before = now - timedelta(seconds=settings.response_timeout + settings.stranded_grace)
     is_stranded = (
-        col(Invocation.status) == Status.DISPATCHING,
+        in_state(Status.DISPATCHING),
         col(Invocation.dispatched_at) < stranded_before,
     )
     most = max(MAX_ATTEMPTS, len(settings.retry_delays) + 1)
@@ -130,8 +133,7 @@ async def requeue_due(rt: Runtime) -> list[DispatchJob]:
             failed = await _end(session, taken, Status.FAILED, gave_up, now, falling_back)
         result = await session.execute(
             update(Invocation)
-            .where(col(Invocation.status) == Status.PENDING)
-            .where(col(Invocation.queued_at) <= now - requeue_after)
+            .where(in_state(Status.PENDING), col(Invocation.queued_at) <= now - requeue_after)
             .values(queued_at=now)
             .returning(col(Invocation.id), col(Invocation.attempts))
         )
@@ -145,15 +147,15 @@ async def requeue_due(rt: Runtime) -> list[DispatchJob]:
 
 
 async def retry_due(rt: Runtime) -> list[DispatchJob]:
-    """Queue the retries whose time has come (RETRYING -> PENDING), oldest first, a batch
+    """Queue the retries whose time has come (RETRYING -> PENDING), longest due first, a batch
     per sweep. On PostgreSQL the rows another sweep is taking are skipped, not waited for:
     two workers taking hundreds of rows in different orders deadlocked."""
     now = utcnow()
-    is_due = [col(Invocation.status) == Status.RETRYING, col(Invocation.next_attempt) <= now]
+    is_due = [in_state(Status.RETRYING), col(Invocation.next_attempt) <= now]
     batch = (
         select(col(Invocation.id))
         .where(*is_due)
-        .order_by(col(Invocation.created))
+        .order_by(col(Invocation.next_attempt))
         .limit(RETRY_BATCH)
         .with_for_update(skip_locked=True)
     )
