@@ -34,7 +34,7 @@ from gateway.adapters.queue.memory import InProcessQueue
 from gateway.domain.keys import Keys
 from gateway.runtime import Runtime
 from gateway.settings import Settings
-from gateway.usecases import api_clients, builtin, schedules, subscriptions, triggers
+from gateway.usecases import api_clients, builtin, schedules, secret_keys, subscriptions, triggers
 from gateway.usecases.catalog import Catalog
 from gateway.usecases.deliver import deliver
 from gateway.usecases.sweep import sweep_forever
@@ -50,6 +50,9 @@ async def open_runtime(settings: Settings, role: Role) -> AsyncIterator[Runtime]
         engine = database.create_engine(settings.database_url)
         stack.push_async_callback(engine.dispose)
         await database.prepare_schema(engine)
+        sessions = database.sessionmaker(engine)
+        keys = Keys(settings.signing_keys)
+        await secret_keys.check_stored(settings, sessions, keys)  # before anything uses the keys
         policy = TargetPolicy(parse_networks(settings.allowed_target_networks), settings.require_https)
         http = open_outbound(settings.dispatch_concurrency, policy)
         stack.push_async_callback(http.aclose)
@@ -68,8 +71,6 @@ async def open_runtime(settings: Settings, role: Role) -> AsyncIterator[Runtime]
             queue = InProcessQueue(settings.dispatch_concurrency)
             notifier = LocalNotifier()
             limiter = MemoryLimiter()
-        sessions = database.sessionmaker(engine)
-        keys = Keys(settings.signing_keys)
         catalog = Catalog(sessions)
         notifier.on_catalog_change(catalog.forget)
         known = api_clients.KnownClients()
@@ -101,6 +102,10 @@ async def _prepare_catalog(rt: Runtime) -> None:
     sealed = await subscriptions.seal_url_queries(rt)
     if sealed:
         log.info("encrypted the query strings of %d subscription URL(s)", sealed)
+    if len(rt.settings.signing_keys) > 1:  # a rotation: move what is stored to the first key
+        resealed = await secret_keys.reseal(rt)
+        if resealed:
+            log.info("encrypted %d stored secret(s) again under the first GATEWAY_SECRET_KEY", resealed)
     if rt.settings.triggers_file:
         count = await triggers.load_catalog(rt, Path(rt.settings.triggers_file))
         log.info("loaded %d trigger(s) from %s", count, rt.settings.triggers_file)

@@ -12,13 +12,16 @@ import sys
 from collections.abc import Mapping
 from dataclasses import fields
 
+from gateway import startup
 from gateway.settings import PREFIX, Settings, SettingsError
+from gateway.startup import StartupFailure
 
 # A worker's health key (arq's, refreshed every 5 s), and how long `worker --check` waits for Redis.
 HEALTH_KEY_SUFFIX = ":health-check"
 CHECK_TIMEOUT = 0.5
 # GATEWAY_* variables that are not settings: the test suite's own.
 NOT_SETTINGS = frozenset({"GATEWAY_REQUIRE_SERVICES", "GATEWAY_TEST_POSTGRES", "GATEWAY_TEST_REDIS"})
+NO_WAIT_HELP = "exit (code 2) if Redis is unreachable at start, rather than wait for it"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the API and the in-process dispatcher")
     serve.add_argument("--host", help="address to listen on (default: GATEWAY_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default: GATEWAY_PORT or 8080)")
+    serve.add_argument("--no-wait", action="store_true", help=NO_WAIT_HELP)
     commands.add_parser("migrate", help="create or upgrade the database schema (Alembic)")
     worker = commands.add_parser(
         "worker", help="run an arq worker that delivers invocations (needs GATEWAY_REDIS_URL)"
@@ -35,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--check", action="store_true", help="exit 0 if a worker on this queue is healthy, else 1"
     )
+    worker.add_argument("--no-wait", action="store_true", help=NO_WAIT_HELP)
     example = commands.add_parser(
         "example-subscriber", help="run a demo subscriber that approves every delivery (SYNC)"
     )
@@ -70,78 +75,49 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(run_migrate(settings))
     if args.command == "worker" and args.check:
         return check_worker(settings)
-    problem = asyncio.run(schema_problem(settings))
-    if problem:
-        print(f"gateway: {problem}", file=sys.stderr)
+    try:
+        return start(args, settings)
+    except (SettingsError, StartupFailure) as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
         return 2
-    if args.command == "worker":
-        return run_worker(settings)
-    import uvicorn
-    from sqlalchemy import make_url
+    except Exception as exc:  # one line, as every start-up problem; where it came from at DEBUG
+        logging.getLogger("gateway").debug("start-up failed", exc_info=True)
+        print(f"gateway: {type(exc).__name__}: {exc} (GATEWAY_LOG_LEVEL=DEBUG shows where)", file=sys.stderr)
+        return 2
 
-    from gateway.api.app import create_app
-    from gateway.api.server import uvicorn_options
 
-    host = args.host or settings.host
-    port = args.port if args.port is not None else settings.port
-    database = make_url(settings.database_url).render_as_string(hide_password=True)
-    print(f"gateway: serving on http://{host}:{port} (database {database})", file=sys.stderr)
-    app = create_app(settings)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, **uvicorn_options(settings))
+def start(args: argparse.Namespace, settings: Settings) -> int:
+    """`serve` or `worker`, after their checks (a StartupFailure or SettingsError if one fails)."""
+    if args.command == "worker" and not settings.redis_url:
+        print(
+            "gateway: the worker needs GATEWAY_REDIS_URL (e.g. redis://127.0.0.1:6379); "
+            "without it, `gateway serve` delivers in-process",
+            file=sys.stderr,
+        )
+        return 2
+    settings.signing_keys  # noqa: B018 (reads, or creates, the key file: a SettingsError first)
+    from gateway.usecases.secret_keys import WrongKey  # here: `worker --check` must start fast
+
+    try:
+        if args.command == "serve":
+            from gateway import serve
+
+            host = args.host or settings.host
+            port = args.port if args.port is not None else settings.port
+            serve.run(settings, host, port, wait=not args.no_wait)
+        else:
+            from gateway import worker
+
+            asyncio.run(_worker_checks(settings, wait=not args.no_wait))
+            worker.run(settings)
+    except WrongKey as exc:
+        raise StartupFailure(str(exc)) from None
     return 0
 
 
-async def schema_problem(settings: Settings) -> str | None:
-    """Why this database cannot be served yet (unreachable, or a server database not
-    migrated), if so, in one line."""
-    from sqlalchemy import text
-
-    from gateway.adapters.database import engine as db
-
-    engine = db.create_engine(settings.database_url)
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-        if not db.migrates_itself(engine):
-            await db.check_schema(engine)
-    except db.SchemaOutOfDate as exc:
-        return str(exc)
-    except Exception as exc:
-        return unreachable(settings.database_url, exc)
-    finally:
-        await engine.dispose()
-    return None
-
-
-def unreachable(database_url: str, exc: Exception) -> str:
-    """What a failed first connection to the database means, and what to do."""
-    from sqlalchemy import make_url
-
-    url = make_url(database_url)
-    cause = _root(exc)
-    name = type(cause).__name__
-    if url.get_backend_name() == "sqlite":
-        return (
-            f"GATEWAY_DATABASE_URL: cannot open the SQLite file {url.database!r} ({cause}); check that "
-            "its directory exists and is writable"
-        )
-    where = f"{url.host or 'localhost'}:{url.port or 5432}"
-    if getattr(cause, "sqlstate", None) == "3D000":  # invalid_catalog_name
-        missing = f"there is no database {url.database!r} on {where}"
-        return f"GATEWAY_DATABASE_URL: {missing}; create it or fix the URL"
-    if isinstance(cause, OSError):
-        reason = cause.strerror or name
-        return f"GATEWAY_DATABASE_URL: cannot reach PostgreSQL at {where} ({reason}); is it running?"
-    return f"GATEWAY_DATABASE_URL: PostgreSQL at {where} refused the connection ({name}: {cause})"
-
-
-def _root(exc: BaseException) -> BaseException:
-    """The driver's own error under SQLAlchemy's wrappers."""
-    while True:
-        inner = exc.__cause__ or getattr(exc, "orig", None)
-        if not isinstance(inner, BaseException) or inner is exc:
-            return exc
-        exc = inner
+async def _worker_checks(settings: Settings, *, wait: bool) -> None:
+    await startup.check_database(settings)
+    await startup.wait_for_redis(settings.redis_url, wait=wait)
 
 
 def unknown_settings(environ: Mapping[str, str]) -> list[str]:
@@ -172,20 +148,6 @@ async def run_migrate(settings: Settings) -> int:
     finally:
         await engine.dispose()
     print("gateway: the database schema is up to date", file=sys.stderr)
-    return 0
-
-
-def run_worker(settings: Settings) -> int:
-    if not settings.redis_url:
-        print(
-            "gateway: the worker needs GATEWAY_REDIS_URL (e.g. redis://127.0.0.1:6379); "
-            "without it, `gateway serve` delivers in-process",
-            file=sys.stderr,
-        )
-        return 2
-    from gateway import worker
-
-    worker.run(settings)
     return 0
 
 

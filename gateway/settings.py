@@ -350,6 +350,17 @@ def _convert(name: str, type_name: object, raw: str) -> object:
 def _key_from_file(path: Path) -> str:
     """Without GATEWAY_SECRET_KEY, keep a generated key in a private file so restarts
     keep callbacks and tokens valid."""
+    try:
+        return _read_or_create_key(path)
+    except OSError as exc:
+        raise SettingsError(
+            f"GATEWAY_SECRET_KEY is not set and its key file {path.resolve()} cannot be read or "
+            f"created ({exc.strerror or type(exc).__name__}); set GATEWAY_SECRET_KEY, or "
+            "GATEWAY_SECRET_KEY_FILE to a file in a writable directory"
+        ) from None
+
+
+def _read_or_create_key(path: Path) -> str:
     if not path.exists():
         # Written whole to a private temporary file, then linked into place: a crash or a
         # second process starting at the same time never sees a partial key.

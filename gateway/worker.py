@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -77,7 +78,7 @@ def _runtime(ctx: dict[str, Any]) -> Runtime:
     return rt
 
 
-def create_worker(settings: Settings) -> Worker:
+def create_worker(settings: Settings, on_ready: Callable[[], None] = lambda: None) -> Worker:
     stack = AsyncExitStack()
     look = asyncio.Event()
 
@@ -90,6 +91,7 @@ def create_worker(settings: Settings) -> Worker:
         )
         stack.push_async_callback(deliveries.stop, settings.stop_grace)  # before the runtime closes
         log.info("worker ready on queue %r", settings.queue_name)
+        on_ready()
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         await stack.aclose()
@@ -124,15 +126,40 @@ def run(settings: Settings) -> None:
     # arq logs two lines per job; the gateway logs each delivery's outcome itself.
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         logging.getLogger("arq.worker").setLevel(logging.WARNING)
-    backoff = 1.0
+    # arq warns at each attempt to reach Redis (every second while it is away); the worker
+    # says it once itself.
+    logging.getLogger("arq.connections").setLevel(logging.ERROR)
+    outage = _Outage()
     while True:
         try:
-            create_worker(settings).run()
+            create_worker(settings, on_ready=outage.ended).run()
             return  # stopped by SIGTERM or SIGINT
         except (RedisError, OSError) as exc:
-            log.warning("lost Redis (%s); starting again in %.0f s", exc, backoff)
-            time.sleep(backoff)
-            backoff = min(backoff * 2, 30.0)
+            time.sleep(outage.failed(exc))
+
+
+class _Outage:
+    """Redis lost under a running worker: logged when it starts and when it ends, not at each
+    attempt to start again; the pause between attempts grows to LONGEST_PAUSE."""
+
+    LONGEST_PAUSE = 30.0  # seconds
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.pause = 1.0
+
+    def failed(self, exc: BaseException) -> float:
+        """Seconds to wait before the next attempt."""
+        if not self.attempts:
+            log.warning("lost Redis (%s); starting again once it answers, not logged again until then", exc)
+        self.attempts += 1
+        pause, self.pause = self.pause, min(self.pause * 2, self.LONGEST_PAUSE)
+        return pause
+
+    def ended(self) -> None:
+        if self.attempts:
+            log.warning("Redis answers again: worker ready, after %d attempt(s)", self.attempts)
+        self.attempts, self.pause = 0, 1.0
 
 
 def _use_uvloop() -> None:

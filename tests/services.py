@@ -11,12 +11,14 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 from redis.asyncio import Redis
 
 from gateway.adapters.database import engine as db
+from tests.servers import bound_socket
 
 POSTGRES = os.environ.get("GATEWAY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("GATEWAY_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -122,3 +124,54 @@ async def stored_bytes(database_url: str) -> bytes:
         return "\n".join(r["row"] for r in rows).encode()
     finally:
         await conn.close()
+
+
+class RedisProxy:
+    """A TCP proxy in front of the Redis server, so a test can take Redis away from one
+    gateway's processes (every connection dropped, new ones refused) and bring it back, as a
+    Redis restart does, without touching the server that other tests share. Its URL is known
+    before it is first up: a gateway started first finds Redis unreachable."""
+
+    def __init__(self, upstream: str) -> None:
+        parts = urlsplit(upstream)
+        self._upstream = (parts.hostname or "127.0.0.1", parts.port or 6379)
+        with bound_socket() as sock:
+            self._port = int(sock.getsockname()[1])
+        self.url = f"redis://127.0.0.1:{self._port}{parts.path}"
+        self._server: asyncio.Server | None = None
+        self._streams: set[asyncio.StreamWriter] = set()
+
+    async def up(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self._port)
+
+    def down(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for stream in list(self._streams):
+            stream.transport.abort()
+        self._streams.clear()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection(*self._upstream)
+        except OSError:
+            writer.transport.abort()
+            return
+        streams = {writer, upstream_writer}
+        self._streams |= streams
+        try:
+            await asyncio.gather(_pump(reader, upstream_writer), _pump(upstream_reader, writer))
+        finally:
+            self._streams -= streams
+
+
+async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except OSError:
+        pass
+    finally:
+        writer.close()

@@ -16,12 +16,20 @@ from gateway.api.middleware import RequestContext
 from gateway.api.routes import ROUTES
 from gateway.bootstrap import open_runtime
 from gateway.domain.errors import ApiError
+from gateway.runtime import Runtime
 from gateway.settings import Settings
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
+    """The app; it opens its runtime for its lifetime unless given one (`gateway serve` opens
+    it before it listens, so that a failure to open it is a start-up error, in one line)."""
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if runtime is not None:
+            app.state.runtime = runtime
+            yield
+            return
         async with open_runtime(settings, "api") as rt:
             app.state.runtime = rt
             yield

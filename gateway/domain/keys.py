@@ -51,6 +51,7 @@ class Keys:
         self._tokens = URLSafeTimedSerializer(signing_keys, salt="trigger-gateway.token")
         self._webhooks = URLSafeSerializer(signing_keys, salt="trigger-gateway.webhook")
         self._fernet = MultiFernet([_fernet(k) for k in reversed(signing_keys)])
+        self._first = _fernet(signing_keys[-1])  # what encrypts
         self._verified: dict[bytes, tuple[TokenClaims, float]] = {}
         # Stored ciphertexts and what they decrypt to: in this process's memory only.
         self._decrypted: dict[str, str] = {}
@@ -117,6 +118,27 @@ class Keys:
             self._decrypted.clear()
         self._decrypted[ciphertext] = plain
         return plain
+
+    def decrypts(self, ciphertext: str) -> bool:
+        try:
+            self.decrypt(ciphertext)
+        except Undecryptable:
+            return False
+        return True
+
+    def reencrypted(self, ciphertext: str) -> str | None:
+        """``ciphertext`` encrypted under the first key instead, or None if it already is (a
+        rotation moves what is stored to the new key, so the old one can be dropped)."""
+        try:
+            self._first.decrypt(ciphertext.encode())
+        except InvalidToken:
+            pass
+        else:
+            return None
+        try:
+            return self._fernet.rotate(ciphertext.encode()).decode()
+        except InvalidToken:
+            raise Undecryptable("stored credential cannot be decrypted by any key") from None
 
 
 def _fernet(key: str) -> Fernet:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import sys
 import time
 from collections.abc import Sequence
 from contextlib import suppress
@@ -42,36 +41,39 @@ class WrongSecret(Exception):
 
 
 async def ensure_bootstrap_client(rt: Runtime) -> None:
+    """The client GATEWAY_BOOTSTRAP_CLIENT_ID/_SECRET name, if set: created, or made to match."""
     settings = rt.settings
+    if not settings.bootstrap_client_id:
+        return
     async with rt.sessions() as session:
-        if settings.bootstrap_client_id:
-            client = await session.get(ApiClient, settings.bootstrap_client_id)
-            if client is None:
-                session.add(_client(settings.bootstrap_client_id, settings.bootstrap_client_secret))
-            else:
-                # The environment owns this client: its secret and scopes win over any change.
-                if not verify_secret(settings.bootstrap_client_secret, client.secret_hash):
-                    client.secret_hash = hash_secret(settings.bootstrap_client_secret)
-                    client.previous_secret_hash = client.previous_secret_expires = None
-                client.scopes = ALL_SCOPES
-            # Another process starting at the same moment may have created it first.
-            with suppress(IntegrityError):
-                await session.commit()
-            return
+        client = await session.get(ApiClient, settings.bootstrap_client_id)
+        if client is None:
+            session.add(_client(settings.bootstrap_client_id, settings.bootstrap_client_secret))
+        else:
+            # The environment owns this client: its secret and scopes win over any change.
+            if not verify_secret(settings.bootstrap_client_secret, client.secret_hash):
+                client.secret_hash = hash_secret(settings.bootstrap_client_secret)
+                client.previous_secret_hash = client.previous_secret_expires = None
+            client.scopes = ALL_SCOPES
+        # Another process starting at the same moment may have created it first.
+        with suppress(IntegrityError):
+            await session.commit()
+
+
+async def create_first_admin(rt: Runtime) -> tuple[str, str] | None:
+    """Without a configured bootstrap client, a database with no client gets an admin client;
+    its id and secret are returned to be shown once (only the secret's hash is stored). Called
+    once the server listens, so that a start that fails cannot use up the showing."""
+    if rt.settings.bootstrap_client_id:
+        return None
+    async with rt.sessions() as session:
         if (await session.execute(select(func.count()).select_from(ApiClient))).scalar_one():
-            return
+            return None
         client_id = "admin-" + secrets.token_hex(4)
         client_secret = new_secret()
         session.add(_client(client_id, client_secret))
         await session.commit()
-    # Printed once, never logged and never stored: only its hash is kept.
-    print(
-        "\nCreated the admin API client (shown only this once; store it now):\n"
-        f"  client_id:     {client_id}\n  client_secret: {client_secret}\n"
-        "Set GATEWAY_BOOTSTRAP_CLIENT_ID / GATEWAY_BOOTSTRAP_CLIENT_SECRET to choose your own.\n",
-        file=sys.stderr,
-        flush=True,
-    )
+    return client_id, client_secret
 
 
 def _client(client_id: str, client_secret: str) -> ApiClient:

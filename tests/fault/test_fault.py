@@ -75,7 +75,7 @@ from tests.conftest import (
 from tests.gateway_client import GatewayClient
 from tests.processes import GatewayProcess
 from tests.servers import Received, Subscriber, bound_socket, serve
-from tests.services import Store, distributed_store, drop_store, require_services
+from tests.services import RedisProxy, Store, distributed_store, drop_store, require_services
 
 # Request-response triggers (one subscription each) and their subscribers' modes; the
 # subscriber endpoint is named after the trigger.
@@ -1295,55 +1295,6 @@ async def run(
 
 
 # --- a Redis restart, connections and all -------------------------------------------------------
-
-
-class RedisProxy:
-    """A TCP proxy in front of the Redis server, so a test can take Redis away from one
-    gateway's processes (every connection dropped, new ones refused) and bring it back, as a
-    Redis restart does, without touching the server that other tests share."""
-
-    def __init__(self, upstream: str) -> None:
-        parts = urlsplit(upstream)
-        self._upstream = (parts.hostname or "127.0.0.1", parts.port or 6379)
-        self._port = free_port()
-        self.url = f"redis://127.0.0.1:{self._port}{parts.path}"
-        self._server: asyncio.Server | None = None
-        self._streams: set[asyncio.StreamWriter] = set()
-
-    async def up(self) -> None:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self._port)
-
-    def down(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        for stream in list(self._streams):
-            stream.transport.abort()
-        self._streams.clear()
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            upstream_reader, upstream_writer = await asyncio.open_connection(*self._upstream)
-        except OSError:
-            writer.transport.abort()
-            return
-        streams = {writer, upstream_writer}
-        self._streams |= streams
-        try:
-            await asyncio.gather(_pump(reader, upstream_writer), _pump(upstream_reader, writer))
-        finally:
-            self._streams -= streams
-
-
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except OSError:
-        pass
-    finally:
-        writer.close()
 
 
 @dataclass

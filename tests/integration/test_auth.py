@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import re
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,10 +13,8 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from gateway.api.app import create_app
-from tests.conftest import CLIENT_ID, CLIENT_SECRET, make_settings, start_gateway
+from tests.conftest import CLIENT_ID, CLIENT_SECRET, start_gateway
 from tests.gateway_client import GatewayClient
-from tests.servers import bound_socket, serve
 from tests.services import Store, stored_bytes
 
 # One gateway serves the whole module (tests that need other settings start their own).
@@ -42,10 +39,6 @@ def assert_error_format(body: dict[str, Any]) -> str:
 
 async def db_bytes(gateway: GatewayClient) -> bytes:
     return await stored_bytes(gateway.settings.database_url)
-
-
-def files_bytes(db_path: Path) -> bytes:
-    return b"".join(p.read_bytes() for p in sorted(db_path.parent.glob(db_path.name + "*")))
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -211,42 +204,6 @@ async def test_health_and_complete_need_no_token(gateway: GatewayClient) -> None
     assert health.json()["status"] == "ok"
     assert complete.status_code == 404, complete.text
     assert_error_format(complete.json())
-
-
-CREDENTIALS = re.compile(r"client_id:\s+(\S+)\s+client_secret:\s+(\S+)")
-
-
-async def test_bootstrap_client_is_generated_and_printed_once(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    async def run_gateway() -> tuple[str, httpx.Response | None]:
-        sock = bound_socket()
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        settings = make_settings(tmp_path, url, bootstrap_client_id="", bootstrap_client_secret="")
-        capsys.readouterr()
-        async with serve(create_app(settings), sock), httpx.AsyncClient(base_url=url) as http:
-            printed = capsys.readouterr().err
-            found = CREDENTIALS.search(printed)
-            if found is None:
-                return printed, None
-            form = {"grant_type": "client_credentials", "client_id": found[1], "client_secret": found[2]}
-            return printed, await http.post("/oauth/token", data=form)
-
-    printed, response = await run_gateway()
-    found = CREDENTIALS.search(printed)
-    assert found is not None, printed
-    assert response is not None and response.status_code == 200, printed
-    assert "triggers:manage" in response.json()["scope"].split()
-    generated_secret = found[2]
-    assert printed.count(generated_secret) == 1
-
-    printed_again, _ = await run_gateway()
-    assert CREDENTIALS.search(printed_again) is None
-    assert generated_secret not in printed_again
-
-    stored = files_bytes(tmp_path / "gateway.db")
-    assert found[1].encode() in stored  # the client exists...
-    assert generated_secret.encode() not in stored  # ...but only its secret's hash is kept
 
 
 async def test_configured_client_secret_is_not_stored(gateway: GatewayClient) -> None:

@@ -52,12 +52,17 @@ class RedisNotifier(LocalNotifier):
                 await self._listener
 
     async def _listen(self) -> None:
-        """Listen until cancelled, resubscribing after any interruption."""
+        """Listen until cancelled, resubscribing after any interruption. An outage is logged
+        when it starts and when it ends, not at every attempt to resubscribe."""
+        failures = 0
         while True:
             pubsub = self._redis.pubsub()
             try:
                 channels = [self._channel, self._catalog_channel, self._work_channel]
                 await pubsub.subscribe(*filter(None, channels))
+                if failures:
+                    log.warning("notification channel subscribed again, after %d failure(s)", failures)
+                    failures = 0
                 # What was announced while this process was not listening is lost.
                 self.catalog_changed()
                 if self._work_channel is not None:
@@ -74,7 +79,13 @@ class RedisNotifier(LocalNotifier):
                     else:
                         self.wake(json.loads(message["data"]))
             except (RedisError, OSError, ValueError) as exc:
-                log.warning("notification channel interrupted (%s); resubscribing in 1 s", exc)
+                if not failures:
+                    log.warning(
+                        "notification channel interrupted (%s); resubscribing every 1 s, "
+                        "not logged again until it works",
+                        exc,
+                    )
+                failures += 1
                 await asyncio.sleep(1)
             finally:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
