@@ -140,8 +140,8 @@ async def services_missing() -> str | None:
     except Exception as exc:
         return (
             f"PostgreSQL at {POSTGRES} or Redis at {REDIS} is not reachable ({type(exc).__name__}: {exc}); "
-            "start them with `docker compose up -d postgres redis` (or point GATEWAY_TEST_POSTGRES / "
-            "GATEWAY_TEST_REDIS at yours)"
+            "start them with `docker compose -f docker-compose.yml -f docker-compose.tests.yml up -d "
+            "postgres redis` (or point GATEWAY_TEST_POSTGRES / GATEWAY_TEST_REDIS at yours)"
         )
     return None
 

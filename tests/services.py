@@ -23,7 +23,8 @@ from tests.servers import bound_socket
 POSTGRES = os.environ.get("GATEWAY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("GATEWAY_TEST_REDIS", "redis://127.0.0.1:6379/0")
 HOW_TO_START = (
-    "start them with `docker compose up -d postgres redis` and set "
+    "start them with `docker compose -f docker-compose.yml -f docker-compose.tests.yml up -d "
+    "postgres redis` and set "
     "GATEWAY_TEST_POSTGRES=postgresql://gateway:gateway@127.0.0.1:5432/gateway "
     "(or point GATEWAY_TEST_POSTGRES / GATEWAY_TEST_REDIS at yours)"
 )
