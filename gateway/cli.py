@@ -10,11 +10,12 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import fields
+from dataclasses import fields, replace
 
 from gateway import startup
 from gateway.settings import PREFIX, Settings, SettingsError
 from gateway.startup import StartupFailure
+from gateway.telemetry import logs
 
 # A worker's health key (arq's, refreshed every 5 s), and how long `worker --check` waits for Redis.
 HEALTH_KEY_SUFFIX = ":health-check"
@@ -40,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--check", action="store_true", help="exit 0 if a worker on this queue is healthy, else 1"
     )
     worker.add_argument("--no-wait", action="store_true", help=NO_WAIT_HELP)
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve this worker's metrics at /metrics on GATEWAY_HOST:PORT "
+        "(default: GATEWAY_WORKER_METRICS_PORT; 0: none)",
+    )
     example = commands.add_parser(
         "example-subscriber", help="run a demo subscriber that approves every delivery (SYNC)"
     )
@@ -67,10 +74,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for warning in unknown_settings(os.environ):
         print(f"gateway: warning: {warning}", file=sys.stderr)
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    if getattr(args, "metrics_port", None) is not None:
+        try:
+            settings = replace(settings, worker_metrics_port=args.metrics_port)
+            settings.check()
+        except SettingsError as exc:
+            print(f"gateway: --metrics-port: {exc}", file=sys.stderr)
+            return 2
+    logs.configure(settings.log_level, settings.log_format)
     if args.command == "migrate":
         return asyncio.run(run_migrate(settings))
     if args.command == "worker" and args.check:
@@ -96,6 +107,9 @@ def start(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 2
     settings.signing_keys  # noqa: B018 (reads, or creates, the key file: a SettingsError first)
+    from gateway.telemetry import traces  # here: `worker --check` must start fast
+
+    traces.configure(args.command)
     from gateway.usecases.secret_keys import WrongKey  # here: `worker --check` must start fast
 
     try:

@@ -46,6 +46,7 @@ async def _serve(settings: Settings, host: str, port: int, *, wait: bool) -> Non
         config = uvicorn.Config(
             create_app(settings, rt),
             log_level="warning",
+            log_config=None,  # uvicorn's records go to the root logger, formatted as the gateway's
             access_log=False,
             lifespan="on",
             **uvicorn_options(settings),

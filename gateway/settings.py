@@ -20,6 +20,7 @@ MIN_KEY_LENGTH = 32
 # The database URLs the gateway can drive (SQLAlchemy's async drivers).
 DATABASE_SCHEMES = ("sqlite+aiosqlite", "postgresql+asyncpg")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
 # A retry schedule's bounds: a week between two attempts, 50 attempts in all.
 MAX_RETRY_DELAY = 7 * 86400.0
 MAX_RETRIES = 50
@@ -128,6 +129,12 @@ class Settings:
     # worker polls when told that work was queued, and every worker.IDLE_POLL otherwise.
     worker_poll_delay: float = 0.005
     log_level: str = "INFO"
+    # "text" (one human line per record) or "json" (one JSON object per line, for collectors).
+    log_format: str = "text"
+    # GET /metrics: readable with a token carrying metrics:read, or by anyone when public.
+    metrics_public: bool = False
+    # Where `gateway worker` serves its metrics (0: nowhere); --metrics-port overrides.
+    worker_metrics_port: int = 0
     host: str = "127.0.0.1"
     port: int = 8080
     # How long a request's headers may take to arrive (from the connection for its first
@@ -157,6 +164,10 @@ class Settings:
             raise SettingsError(
                 f"GATEWAY_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}"
             )
+        if self.log_format not in LOG_FORMATS:
+            raise SettingsError(f"GATEWAY_LOG_FORMAT must be text or json, not {self.log_format!r}")
+        if not 0 <= self.worker_metrics_port <= 65535:
+            raise SettingsError("GATEWAY_WORKER_METRICS_PORT must be a port number (0: no metrics server)")
         try:
             parse_deadline(self.max_response_deadline)
         except ValueError:

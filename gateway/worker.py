@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -24,6 +25,7 @@ from typing import Any
 
 from arq.connections import RedisSettings
 from arq.worker import Worker, func
+from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 
 from gateway.adapters.queue import redis as arq_queue
@@ -31,6 +33,7 @@ from gateway.adapters.queue.pool import DeliveryPool
 from gateway.bootstrap import open_runtime
 from gateway.runtime import Runtime
 from gateway.settings import Settings
+from gateway.telemetry import metrics
 from gateway.usecases.deliver import deliver
 from gateway.usecases.sweep import expire_due
 
@@ -126,6 +129,7 @@ def run(settings: Settings) -> None:
     # arq logs two lines per job; the gateway logs each delivery's outcome itself.
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         logging.getLogger("arq.worker").setLevel(logging.WARNING)
+    _serve_metrics(settings)
     # arq warns at each attempt to reach Redis (every second while it is away); the worker
     # says it once itself.
     logging.getLogger("arq.connections").setLevel(logging.ERROR)
@@ -160,6 +164,24 @@ class _Outage:
         if self.attempts:
             log.warning("Redis answers again: worker ready, after %d attempt(s)", self.attempts)
         self.attempts, self.pause = 0, 1.0
+
+
+def _serve_metrics(settings: Settings) -> None:
+    """This worker's metrics at /metrics on GATEWAY_HOST:GATEWAY_WORKER_METRICS_PORT, from
+    a thread of prometheus_client's own: they answer while the loop is busy."""
+    port = settings.worker_metrics_port
+    if not port:
+        return
+    try:
+        start_http_server(port, addr=settings.host, registry=metrics.REGISTRY)
+    except OSError as exc:
+        print(
+            f"gateway: cannot serve the worker's metrics on {settings.host}:{port} ({exc.strerror}); "
+            "choose another --metrics-port (GATEWAY_WORKER_METRICS_PORT)",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None
+    log.info("worker metrics on http://%s:%d/metrics", settings.host, port)
 
 
 def _use_uvloop() -> None:

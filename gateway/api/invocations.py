@@ -24,8 +24,9 @@ from gateway.domain.documents import (
     invocation_out,
     status_out,
 )
-from gateway.domain.errors import Forbidden, Invalid, TooManyRequests
+from gateway.domain.errors import ApiError, Forbidden, Invalid, TooManyRequests
 from gateway.runtime import Runtime
+from gateway.telemetry import metrics
 from gateway.usecases import callbacks, heartbeats, idempotency, raise_trigger, replay, statuses
 
 MAX_WAIT_SECONDS = 30
@@ -124,10 +125,15 @@ async def test_invocation(request: Request) -> Response:
 
 async def complete_invocation(request: Request) -> Response:
     # No access token: the subscriber proves itself with the invocation's secret.
-    spec = await body(request, CompleteInvocationIn)
-    rt = runtime(request)
-    async with _secret_checked(request) as invocation_id:
-        await callbacks.complete(rt, invocation_id, spec.secret, spec.output, spec.error)
+    try:
+        spec = await body(request, CompleteInvocationIn)
+        rt = runtime(request)
+        async with _secret_checked(request) as invocation_id:
+            await callbacks.complete(rt, invocation_id, spec.secret, spec.output, spec.error)
+    except ApiError as refusal:
+        metrics.callback(refusal)
+        raise
+    metrics.callback(None)
     return Response(status_code=204)
 
 

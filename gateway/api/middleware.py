@@ -1,4 +1,5 @@
-"""Per-request plumbing: a trackingId, the body size limit, and one access log line."""
+"""Per-request plumbing: a trackingId (the caller's X-Request-Id when it is a safe token),
+the body size limit, and one access log line."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api.errors import INTERNAL_ERROR, error_response
 from gateway.domain.errors import ApiError, TooLarge
+from gateway.telemetry import logs, traces
 
 log = logging.getLogger("gateway.access")
 # A webhook URL's last segment is its credential: never logged, whatever comes before it
@@ -32,8 +34,12 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        tracking_id = uuid.uuid4().hex
+        tracking_id = _tracking_id(scope)
         scope.setdefault("state", {})["tracking_id"] = tracking_id
+        with logs.about(trackingId=tracking_id), traces.caller_context(_trace_headers(scope)):
+            await self._handle(scope, receive, send, tracking_id)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, tracking_id: str) -> None:
         started = time.perf_counter()
         status = 500
         responded = False
@@ -78,3 +84,23 @@ class RequestContext:
                 status,
                 (time.perf_counter() - started) * 1000,
             )
+
+
+def _tracking_id(scope: Scope) -> str:
+    """The caller's X-Request-Id, if it is safe to log and to echo; else a new one."""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            candidate: str = value.decode("latin-1")
+            if logs.SAFE_REQUEST_ID.fullmatch(candidate):
+                return candidate
+            break
+    return uuid.uuid4().hex
+
+
+def _trace_headers(scope: Scope) -> dict[str, str]:
+    """The caller's W3C trace context headers (traceparent, tracestate), if any."""
+    return {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in scope["headers"]
+        if name in (b"traceparent", b"tracestate")
+    }

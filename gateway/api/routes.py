@@ -6,7 +6,17 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Mount, Route
 
-from gateway.api import api_clients, docs, health, hooks, invocations, oauth, subscriptions, triggers
+from gateway.api import (
+    api_clients,
+    docs,
+    health,
+    hooks,
+    invocations,
+    metrics,
+    oauth,
+    subscriptions,
+    triggers,
+)
 from gateway.domain.documents import API_VERSION
 
 BETA_ROUTES: list[BaseRoute] = [
@@ -92,6 +102,7 @@ ROUTES: list[BaseRoute] = [
     Route("/health", health.ready, methods=["GET"]),
     Route("/health/ready", health.ready, methods=["GET"]),
     Route("/health/live", health.live, methods=["GET"]),
+    Route("/metrics", metrics.scrape, methods=["GET"]),
     Route("/openapi.yaml", docs.openapi_yaml, methods=["GET"]),
     Route("/openapi.json", docs.openapi_json, methods=["GET"]),
     Route("/docs", docs.page, methods=["GET"]),

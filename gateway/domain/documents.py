@@ -216,12 +216,12 @@ class ReplayIn(WireModel):
     statuses: list[ReplayableStatus] = Field(default_factory=_failures, min_length=1, max_length=3)
 
 
-Scope = Literal["triggers:manage", "invocations:start", "invocations:read", "clients:manage"]
+Scope = Literal["triggers:manage", "invocations:start", "invocations:read", "clients:manage", "metrics:read"]
 
 
 class ApiClientIn(WireModel):
     clientId: str | None = Field(default=None, min_length=3, max_length=128, pattern=r"^[A-Za-z0-9._\-]+$")
-    scopes: list[Scope] = Field(min_length=1, max_length=4)
+    scopes: list[Scope] = Field(min_length=1, max_length=5)
 
 
 class ValidateFilterIn(WireModel):

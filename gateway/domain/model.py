@@ -256,6 +256,10 @@ class Invocation(SQLModel, table=True):
     chain: list[str] | None = _json()
     # The run that carries this trigger (its own id when it leads the run).
     run_id: str | None = Field(default=None, max_length=64, index=True)
+    # The trackingId of the request that raised it: its delivery's log lines name it. And
+    # the W3C traceparent of the start's span: its delivery's span joins that trace.
+    tracking_id: str | None = Field(default=None, max_length=128)
+    traceparent: str | None = Field(default=None, max_length=64)
     created: datetime = _time(index=True)
     deadline: datetime = _time()
     queued_at: datetime = _time()
@@ -286,6 +290,8 @@ class NewInvocation(TypedDict):
     option: str | None
     headers: dict[str, str] | None
     chain: list[str] | None
+    tracking_id: str | None
+    traceparent: str | None
     # Set only on an invocation that ends as it is raised (SUPPRESSED by the loop guard).
     completed: NotRequired[datetime]
     error: NotRequired[str]

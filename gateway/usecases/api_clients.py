@@ -31,7 +31,8 @@ from gateway.runtime import Runtime
 
 API_SCOPES = ("triggers:manage", "invocations:start", "invocations:read")
 CLIENTS_MANAGE = "clients:manage"
-ALL_SCOPES = " ".join((*API_SCOPES, CLIENTS_MANAGE))
+METRICS_READ = "metrics:read"  # GET /metrics only
+ALL_SCOPES = " ".join((*API_SCOPES, CLIENTS_MANAGE, METRICS_READ))
 LISTABLE = Listable(filterable={"clientId": frozenset({"eq", "in", "sw"})}, sortable=("clientId", "created"))
 _COLUMNS = {"clientId": ApiClient.client_id, "created": ApiClient.created}
 

@@ -17,6 +17,7 @@ from gateway.domain.clock import timestamp, utcnow
 from gateway.domain.errors import Conflict, Forbidden, Gone, Invalid
 from gateway.domain.model import DispatchMode, Invocation, Status, Trigger, TriggerType
 from gateway.runtime import Runtime
+from gateway.telemetry import traces
 from gateway.usecases import fallback
 from gateway.usecases.finished import after_final
 from gateway.usecases.sweep import expire_due
@@ -34,14 +35,18 @@ async def complete(rt: Runtime, invocation_id: str, secret: str, output: Any, er
         if Status(inv.status).terminal:
             return  # the same completion again
         trigger = await session.get(Trigger, inv.trigger_id)
-    if utcnow() >= inv.deadline:
-        # Expired now rather than at the next sweep, so that its status agrees with the 410.
-        await expire_due(rt, invocation_id)
-        raise Gone(f"the deadline {timestamp(inv.deadline)} has passed")
-    values = await _completion(inv, trigger, output, error)
-    async with rt.sessions() as session:
-        await _record(session, inv, digest, values)
-    await after_final(rt, [inv])
+    # In the start's trace (or the subscriber's, if it carried that on): once the secret matched.
+    with traces.span("gateway.callback", parent=inv.traceparent) as span:
+        span.set_attribute("gateway.invocation.id", inv.id)
+        if utcnow() >= inv.deadline:
+            # Expired now rather than at the next sweep, so that its status agrees with the 410.
+            await expire_due(rt, invocation_id)
+            raise Gone(f"the deadline {timestamp(inv.deadline)} has passed")
+        values = await _completion(inv, trigger, output, error)
+        async with rt.sessions() as session:
+            await _record(session, inv, digest, values)
+        inv.status = values["status"]  # as recorded
+        await after_final(rt, [inv])
 
 
 async def _completion(

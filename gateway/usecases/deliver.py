@@ -21,6 +21,7 @@ from gateway.domain.delivery import Failure, Outcome
 from gateway.domain.keys import Undecryptable
 from gateway.domain.model import Invocation, Status, Subscription, Trigger, TriggerType
 from gateway.runtime import Runtime, best_effort
+from gateway.telemetry import logs, metrics, traces
 from gateway.usecases import circuit, concurrency, runs, subscriptions
 from gateway.usecases import fallback as fallbacks
 from gateway.usecases.finished import after_final
@@ -34,6 +35,16 @@ async def deliver(rt: Runtime, invocation_id: str) -> None:
     inv = await rt.invocations.claim(invocation_id, utcnow())
     if inv is None:
         return
+    about = {"invocationId": inv.id, "triggerId": inv.trigger_id, "subscriptionId": inv.subscription_id}
+    with (
+        logs.about(trackingId=inv.tracking_id, **about),
+        traces.span("gateway.deliver", parent=inv.traceparent) as span,
+    ):
+        span.set_attributes({"gateway.invocation.id": inv.id, "gateway.attempt": inv.attempts})
+        await _deliver(rt, inv)
+
+
+async def _deliver(rt: Runtime, inv: Invocation) -> None:
     try:
         run = await runs.context(rt.invocations, inv)
         target = await _target(rt, inv)
@@ -107,9 +118,12 @@ async def _send(
     except Undecryptable as exc:
         return delivery.failed(str(exc))
     settings = rt.settings
-    outcome = await http.send(
-        rt.http, request, time_limit=settings.response_timeout, max_bytes=settings.max_response_bytes
-    )
+    clock = time.monotonic()
+    with metrics.IN_FLIGHT.track_inprogress():
+        outcome = await http.send(
+            rt.http, request, time_limit=settings.response_timeout, max_bytes=settings.max_response_bytes
+        )
+    metrics.delivered(inv, outcome.kind, time.monotonic() - clock)
     if outcome.kind == "completed" and outcome.output is not None:
         problems = await json_schema.check(trigger.output_schema, outcome.output)
         if problems:
@@ -144,6 +158,7 @@ async def _record(rt: Runtime, inv: Invocation, outcome: Outcome, attempt: Attem
     if outcome.kind == "awaiting":
         await best_effort("scheduling expiry", rt.queue.schedule_expiry(inv.id, inv.deadline))
     elif retry_at is None:  # the sweep queues a retry when it is due
+        inv.status = status  # as recorded
         await after_final(rt, [inv])
     if outcome.failure is Failure.GONE:
         reason = f"the subscriber answered 410 Gone to invocation {inv.id} at {timestamp(now)}"

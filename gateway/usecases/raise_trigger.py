@@ -32,6 +32,7 @@ from gateway.domain.model import (
     Trigger,
 )
 from gateway.runtime import Runtime, best_effort
+from gateway.telemetry import logs, metrics, traces
 from gateway.usecases import catalog, concurrency, runs
 
 log = logging.getLogger("gateway.start")
@@ -53,36 +54,38 @@ async def start(
     Reads (the trigger and its subscriptions from the catalog's cache), then checks the input
     with no session open (a check too costly for the event loop runs in a thread, and must
     not hold SQLite's one connection meanwhile), then writes."""
-    entry = await rt.catalog.trigger(trigger_id)
-    if entry is not None and not set(subscription_ids or ()) <= {sub.id for sub in entry.subscriptions}:
-        entry = await rt.catalog.trigger(trigger_id, fresh=True)  # one may have just been created
-    if entry is None:
-        raise missing(Trigger, trigger_id, "; GET /triggers lists them")
-    trigger = entry.trigger
-    subscriptions = _subscriptions_for(entry, test, subscription_ids)
-    chain = await _chain(rt, caused_by)
-    if input is None:
-        if trigger.example_input is None:
-            raise Invalid(f"give an input: trigger {trigger_id!r} has no exampleInput")
-        input = trigger.example_input
-    problems = await json_schema.check(trigger.input_schema, input)
-    if problems:
-        raise Invalid("input does not match the trigger's inputSchema", causes=problems)
-    if option is not None and option not in (trigger.options or []):
-        offered = ", ".join(trigger.options or []) or "none"
-        raise Invalid(f"trigger {trigger_id!r} has no option {option!r}; its options: {offered}")
-    tenant = tenant_id if tenant_id is not None else tenant_of(trigger, input)
-    origin = Origin(Source.API, tenant, option, chain)
-    now = utcnow()
-    rows = [
-        _row(rt, trigger, sub, input, content_json, origin, now, test=test)
-        for sub in subscriptions
-        if _matches(sub, input, option)
-    ]
-    if rows:
-        await rt.invocations.insert(rows)
-    await queue(rt, rows)
-    return [Started(row["id"], trigger.id, content_json) for row in rows]
+    with traces.span("gateway.start") as span:
+        span.set_attribute("gateway.trigger.id", trigger_id)
+        entry = await rt.catalog.trigger(trigger_id)
+        if entry is not None and not set(subscription_ids or ()) <= {sub.id for sub in entry.subscriptions}:
+            entry = await rt.catalog.trigger(trigger_id, fresh=True)  # one may have just been created
+        if entry is None:
+            raise missing(Trigger, trigger_id, "; GET /triggers lists them")
+        trigger = entry.trigger
+        subscriptions = _subscriptions_for(entry, test, subscription_ids)
+        chain = await _chain(rt, caused_by)
+        if input is None:
+            if trigger.example_input is None:
+                raise Invalid(f"give an input: trigger {trigger_id!r} has no exampleInput")
+            input = trigger.example_input
+        problems = await json_schema.check(trigger.input_schema, input)
+        if problems:
+            raise Invalid("input does not match the trigger's inputSchema", causes=problems)
+        if option is not None and option not in (trigger.options or []):
+            offered = ", ".join(trigger.options or []) or "none"
+            raise Invalid(f"trigger {trigger_id!r} has no option {option!r}; its options: {offered}")
+        tenant = tenant_id if tenant_id is not None else tenant_of(trigger, input)
+        origin = Origin(Source.API, tenant, option, chain)
+        now = utcnow()
+        rows = [
+            _row(rt, trigger, sub, input, content_json, origin, now, test=test)
+            for sub in subscriptions
+            if _matches(sub, input, option)
+        ]
+        if rows:
+            await rt.invocations.insert(rows)
+        await queue(rt, rows)
+        return [Started(row["id"], trigger.id, content_json) for row in rows]
 
 
 async def raise_run(
@@ -97,26 +100,30 @@ async def raise_run(
 ) -> Started:
     """One invocation for one subscription, raised by a webhook or a manual run: no filter
     or option applies."""
-    chain = await _chain(rt, caused_by)  # before the session: the store uses its connection
-    async with rt.sessions() as session:
-        target = (
-            await session.execute(
-                select(Subscription, Trigger)
-                .join(Trigger, col(Trigger.id) == col(Subscription.trigger_id))
-                .where(col(Subscription.id) == subscription_id)
-            )
-        ).one_or_none()
-        if target is None:
-            raise missing(Subscription, subscription_id)
-        sub, trigger = target
-        if not sub.enabled:
-            raise Conflict(f"subscription {subscription_id} is disabled; enable it first (PATCH /enabled)")
-        origin = Origin(source, tenant_id, None, chain, headers)
-        row = run_row(rt, trigger, sub, payload, origin, utcnow())
-        await insert_invocations(session, [row])
-        await session.commit()
-    await queue(rt, [row])
-    return Started(row["id"], trigger.id, {})
+    with traces.span("gateway.run") as span:
+        span.set_attribute("gateway.subscription.id", subscription_id)
+        chain = await _chain(rt, caused_by)  # before the session: the store uses its connection
+        async with rt.sessions() as session:
+            target = (
+                await session.execute(
+                    select(Subscription, Trigger)
+                    .join(Trigger, col(Trigger.id) == col(Subscription.trigger_id))
+                    .where(col(Subscription.id) == subscription_id)
+                )
+            ).one_or_none()
+            if target is None:
+                raise missing(Subscription, subscription_id)
+            sub, trigger = target
+            if not sub.enabled:
+                raise Conflict(
+                    f"subscription {subscription_id} is disabled; enable it first (PATCH /enabled)"
+                )
+            origin = Origin(source, tenant_id, None, chain, headers)
+            row = run_row(rt, trigger, sub, payload, origin, utcnow())
+            await insert_invocations(session, [row])
+            await session.commit()
+        await queue(rt, [row])
+        return Started(row["id"], trigger.id, {})
 
 
 async def insert_invocations(session: AsyncSession, rows: Sequence[NewInvocation]) -> None:
@@ -178,6 +185,8 @@ def _row(
         "option": origin.option,
         "headers": origin.headers,
         "chain": origin.chain,
+        "tracking_id": logs.tracking_id(),
+        "traceparent": traces.current_traceparent(),
     }
     chain, limit = origin.chain or [], rt.settings.max_trigger_depth
     if len(chain) > limit:
@@ -196,6 +205,7 @@ def _row(
 
 async def queue(rt: Runtime, rows: Sequence[NewInvocation]) -> None:
     """After the commit: deliver what is pending, and start runs for what now waits."""
+    metrics.started((row["trigger_id"], row["dispatch_mode"], row["status"]) for row in rows)
     pending = [DispatchJob(row["id"]) for row in rows if row["status"] == Status.PENDING]
     await best_effort("queueing deliveries", rt.queue.enqueue(pending))
     capped = {row["subscription_id"] for row in rows if row["status"] == Status.QUEUED}

@@ -34,6 +34,7 @@ from gateway.domain.model import (
     Subscription,
 )
 from gateway.runtime import Runtime, best_effort
+from gateway.telemetry import metrics
 
 log = logging.getLogger("gateway.runs")
 
@@ -95,6 +96,7 @@ async def promote(rt: Runtime, lane: Lane) -> str | None:
             )
         await session.commit()
     log.info("subscription=%s tenant=%s run=%s carries %d trigger(s)", *lane, leader.id, len(bundle))
+    metrics.finished(leader, Status.BUNDLED, count=len(bundle) - 1)
     await rt.queue.enqueue([DispatchJob(leader.id)])
     # Long-polls on the bundled triggers end now: their status names the run to follow.
     await rt.notifier.notify([inv.id for inv in bundle[1:]])

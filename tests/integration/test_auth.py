@@ -60,6 +60,7 @@ async def test_token_with_form_credentials(gateway: GatewayClient) -> None:
         "invocations:start",
         "invocations:read",
         "clients:manage",
+        "metrics:read",
     }
     assert response.headers["cache-control"] == "no-store"
 

@@ -80,6 +80,8 @@ def new_row(**fields: Any) -> NewInvocation:
         "option": "fast",
         "headers": {"x-a": "b"},
         "chain": None,
+        "tracking_id": None,
+        "traceparent": None,
     }
     row.update(fields)  # type: ignore[typeddict-item]
     return row

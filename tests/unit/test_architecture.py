@@ -83,6 +83,7 @@ ENTRYPOINTS = ("gateway.cli", "gateway.worker", "gateway.bootstrap")
         ("domain", ("gateway.",), ("gateway.domain",)),
         ("adapters", ("gateway.usecases", "gateway.api", "gateway.runtime", *ENTRYPOINTS), ()),
         ("usecases", ("gateway.api", *ENTRYPOINTS), ()),
+        ("telemetry", ("gateway.",), ("gateway.domain", "gateway.settings", "gateway.telemetry")),
         (
             "api",
             ("gateway.adapters", "sqlalchemy", "sqlmodel", *ENTRYPOINTS),

@@ -14,13 +14,16 @@ from sqlmodel import col
 
 from gateway.domain.model import Invocation, Status
 
-# What a final transition returns (RETURNING) for what follows it: waking long-polls and
-# starting a lane's next run.
+# What a final transition returns (RETURNING) for what follows it: waking long-polls,
+# starting a lane's next run, counting the outcome.
 ENDED_COLUMNS = (
     col(Invocation.id),
     col(Invocation.subscription_id),
     col(Invocation.tenant_id),
     col(Invocation.run_id),
+    col(Invocation.trigger_id),
+    col(Invocation.dispatch_mode),
+    col(Invocation.status),
 )
 
 

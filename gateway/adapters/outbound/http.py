@@ -17,9 +17,11 @@ import aiohttp
 import aiohttp.abc
 import httpx
 from httpx_aiohttp import AiohttpTransport
+from opentelemetry.trace import SpanKind, StatusCode
 
 from gateway.adapters.outbound.target_policy import TargetPolicy, refusal_in
 from gateway.domain.delivery import Delivery, Failure, Outcome, classify, failed
+from gateway.telemetry import traces
 
 IDLE_CONNECTION_SECONDS = 4.0
 # How much of an answer the attempt log keeps (and of a fire-and-forget answer is read).
@@ -115,6 +117,20 @@ def _guarded_socket_factory(policy: TargetPolicy) -> aiohttp.SocketFactoryType:
 
 
 async def send(client: Outbound, delivery: Delivery, *, time_limit: float, max_bytes: int) -> Outcome:
+    """POST the delivery in a client span, whose traceparent goes with it: a subscriber that
+    traces joins the start's trace."""
+    with traces.span("POST", kind=SpanKind.CLIENT) as span:
+        span.set_attributes({"http.request.method": "POST", "url.full": redacted(delivery.url)})
+        traces.inject(delivery.headers)
+        outcome = await _send(client, delivery, time_limit=time_limit, max_bytes=max_bytes)
+        if outcome.status_code is not None:
+            span.set_attribute("http.response.status_code", outcome.status_code)
+        if outcome.kind == "failed":
+            span.set_status(StatusCode.ERROR, outcome.error)
+    return outcome
+
+
+async def _send(client: Outbound, delivery: Delivery, *, time_limit: float, max_bytes: int) -> Outcome:
     target = redacted(delivery.url)
     # A fire-and-forget answer's body is never used: only a failure's start is read, for the log.
     limit = EXCERPT_BYTES if delivery.fire_and_forget else max_bytes
