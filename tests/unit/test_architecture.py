@@ -74,7 +74,7 @@ def offending(path: Path, forbidden: tuple[str, ...], allowed: tuple[str, ...] =
     )
 
 
-ENTRYPOINTS = ("gateway.cli", "gateway.worker", "gateway.bootstrap")
+ENTRYPOINTS = ("gateway.cli", "gateway.worker", "gateway.serve", "gateway.startup", "gateway.bootstrap")
 
 
 @pytest.mark.parametrize(
