@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import fields, replace
 
 from gateway import startup
+from gateway.client import commands as client_commands
+from gateway.client import config as client_config
 from gateway.settings import PREFIX, Settings, SettingsError
 from gateway.startup import StartupFailure
 from gateway.telemetry import logs
@@ -20,8 +22,11 @@ from gateway.telemetry import logs
 # A worker's health key (arq's, refreshed every 5 s), and how long `worker --check` waits for Redis.
 HEALTH_KEY_SUFFIX = ":health-check"
 CHECK_TIMEOUT = 0.5
-# GATEWAY_* variables that are not settings: the test suite's own.
-NOT_SETTINGS = frozenset({"GATEWAY_REQUIRE_SERVICES", "GATEWAY_TEST_POSTGRES", "GATEWAY_TEST_REDIS"})
+# GATEWAY_* variables that are not settings: the test suite's own, and the client commands'.
+NOT_SETTINGS = (
+    frozenset({"GATEWAY_REQUIRE_SERVICES", "GATEWAY_TEST_POSTGRES", "GATEWAY_TEST_REDIS"})
+    | client_config.ENVIRONMENT
+)
 NO_WAIT_HELP = "exit (code 2) if Redis is unreachable at start, rather than wait for it"
 
 
@@ -47,16 +52,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve this worker's metrics at /metrics on GATEWAY_HOST:PORT "
         "(default: GATEWAY_WORKER_METRICS_PORT; 0: none)",
     )
+    client_commands.add_parsers(commands)  # login, triggers, invoke, ...: clients of a running gateway
     example = commands.add_parser(
         "example-subscriber", help="run a demo subscriber that approves every delivery (SYNC)"
     )
     example.add_argument("--host", default="127.0.0.1")
     example.add_argument("--port", type=int, default=9000)
+    demo = commands.add_parser(
+        "demo", help="a walk-through: a gateway on a temporary database with sample subscribers"
+    )
+    demo.add_argument("--port", type=int, default=8080, help="where the gateway listens (0: any free port)")
+    demo.add_argument("--exit", action="store_true", help="end after one walk-through")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in client_commands.COMMANDS:  # clients of the API: no server settings
+        return client_commands.run(args)
     if args.command == "example-subscriber":
         import uvicorn
 
@@ -66,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"example subscriber: answering POSTs on http://{args.host}:{args.port}/", file=sys.stderr)
         uvicorn.run(create_example_subscriber(), host=args.host, port=args.port, log_level="warning")
         return 0
+    if args.command == "demo":
+        return run_demo(args.port, exit_after=args.exit)
 
     try:
         settings = Settings.from_env()
@@ -132,6 +147,19 @@ def start(args: argparse.Namespace, settings: Settings) -> int:
 async def _worker_checks(settings: Settings, *, wait: bool) -> None:
     await startup.check_database(settings)
     await startup.wait_for_redis(settings.redis_url, wait=wait)
+
+
+def run_demo(port: int, *, exit_after: bool) -> int:
+    from gateway import demo
+
+    logs.configure("WARNING", "text")
+    try:
+        return demo.run(port, exit_after=exit_after)
+    except StartupFailure as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
 
 
 def unknown_settings(environ: Mapping[str, str]) -> list[str]:
