@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -102,6 +103,27 @@ def test_layers_import_only_what_the_map_allows(
         if bad
     }
     assert not found, f"{layer}/ imports what ARCHITECTURE.md forbids it: {found}"
+
+
+# The client commands are a client of the HTTP API: nothing of the server, and only these.
+CLIENT_LIBRARIES = ("httpx", "rich", "yaml")
+
+
+def test_the_client_commands_import_nothing_of_the_server() -> None:
+    found = {
+        str(path.relative_to(ROOT)): bad
+        for path in modules("client")
+        for bad in [
+            sorted(
+                name
+                for name in imports_of(path)
+                if not name.startswith("gateway.client")
+                and name.split(".")[0] not in (*sys.stdlib_module_names, *CLIENT_LIBRARIES)
+            )
+        ]
+        if bad
+    }
+    assert not found, f"client/ imports what ARCHITECTURE.md forbids it: {found}"
 
 
 def test_the_api_app_imports_bootstrap_and_nothing_else_forbidden() -> None:
