@@ -54,10 +54,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     client_commands.add_parsers(commands)  # login, triggers, invoke, ...: clients of a running gateway
     example = commands.add_parser(
-        "example-subscriber", help="run a demo subscriber that approves every delivery (SYNC)"
+        "example-subscriber", help="run a demo subscriber that approves every delivery, checking signatures"
     )
     example.add_argument("--host", default="127.0.0.1")
     example.add_argument("--port", type=int, default=9000)
+    example.add_argument(
+        "--mode",
+        choices=["sync", "async", "dynamic"],
+        default="sync",
+        help="answer at once, by a callback a moment later, or later only if the input has "
+        '"later": true (default: sync)',
+    )
+    example.add_argument(
+        "--secret",
+        action="append",
+        help="the subscription's signingSecret (whsec_...), "
+        "shown when it is created; repeat it during a rotation (default: $WEBHOOK_SECRET)",
+    )
+    example.add_argument("--no-verify", action="store_true", help="accept unsigned deliveries")
     demo = commands.add_parser(
         "demo", help="a walk-through: a gateway on a temporary database with sample subscribers"
     )
@@ -71,13 +85,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in client_commands.COMMANDS:  # clients of the API: no server settings
         return client_commands.run(args)
     if args.command == "example-subscriber":
-        import uvicorn
+        from gateway.example_subscriber import handler
+        from gateway.subscriber.serving import MissingSecret, serve, signing_secrets
 
-        from gateway.example_subscriber import create_example_subscriber
-
+        try:
+            secrets = signing_secrets(args.secret, args.no_verify)
+        except MissingSecret as exc:
+            print(f"gateway: {exc}", file=sys.stderr)
+            return 2
         logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s %(message)s")
-        print(f"example subscriber: answering POSTs on http://{args.host}:{args.port}/", file=sys.stderr)
-        uvicorn.run(create_example_subscriber(), host=args.host, port=args.port, log_level="warning")
+        serve(handler(args.mode), host=args.host, port=args.port, secrets=secrets, name="example subscriber")
         return 0
     if args.command == "demo":
         return run_demo(args.port, exit_after=args.exit)

@@ -90,6 +90,11 @@ ENTRYPOINTS = ("gateway.cli", "gateway.worker", "gateway.serve", "gateway.startu
             ("gateway.adapters", "sqlalchemy", "sqlmodel", *ENTRYPOINTS),
             ("gateway.adapters.limiter",),
         ),
+        (
+            "subscriber",
+            ("gateway.", "sqlalchemy", "sqlmodel", "arq", "asyncpg", "aiosqlite", "redis", "pydantic"),
+            ("gateway.subscriber", "gateway.domain.signing"),
+        ),
     ],
 )
 def test_layers_import_only_what_the_map_allows(
