@@ -43,8 +43,16 @@ async def authorize(request: Request, any_of: Sequence[str]) -> None:
             "send an access token as 'Authorization: Bearer <token>'; get one from POST /oauth/token",
             headers=challenge,
         )
+    await authorize_token(request, token.strip(), any_of, challenge)
+
+
+async def authorize_token(
+    request: Request, token: str, any_of: Sequence[str], challenge: dict[str, str] | None = None
+) -> None:
+    """The token is valid, its client exists and is within its rate, and it has one of the
+    scopes; shared by bearer requests and the console's session (which carries a token)."""
     rt = runtime(request)
-    claims = rt.keys.read_token(token.strip(), rt.settings.token_ttl)
+    claims = rt.keys.read_token(token, rt.settings.token_ttl)
     if claims is None or not await rt.known_clients.exists(rt, claims.client_id):
         raise Unauthorized(
             "the access token is invalid or expired, or its client was deleted; "

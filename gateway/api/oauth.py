@@ -83,12 +83,23 @@ async def _credentials(request: Request) -> tuple[str, str, set[str] | None]:
 async def _grant(
     request: Request, client_id: str, client_secret: str, requested: set[str] | None
 ) -> frozenset[str]:
-    """Count this authentication against the client id from this address, the client id, and
-    the address, and refuse it before any scrypt work once one has failed too often: that
-    caps both the guesses at a weak secret and the CPU a flood can burn. A flood naming a
-    client id from other addresses meets the client id's ceiling only after a hundred times
-    as many guesses, so it cannot lock the owner out cheaply; the address limit is higher
-    than the per-pair one, as many callers may share one address behind a NAT."""
+    allowed = await authenticate(request, client_id, client_secret)
+    if requested is None:
+        return allowed
+    if not requested <= allowed:
+        extra = ", ".join(sorted(requested - allowed))
+        raise OAuthError(400, "invalid_scope", f"this client may not have the scope(s) {extra}")
+    return frozenset(requested)
+
+
+async def authenticate(request: Request, client_id: str, client_secret: str) -> frozenset[str]:
+    """The client's scopes if the secret is right (also the console's sign-in). Count this
+    authentication against the client id from this address, the client id, and the address, and
+    refuse it before any scrypt work once one has failed too often: that caps both the guesses
+    at a weak secret and the CPU a flood can burn. A flood naming a client id from other
+    addresses meets the client id's ceiling only after a hundred times as many guesses, so it
+    cannot lock the owner out cheaply; the address limit is higher than the per-pair one, as
+    many callers may share one address behind a NAT."""
     rt = runtime(request)
     settings = rt.settings
     address = limiter.address(request.client.host if request.client else "unknown")
@@ -108,12 +119,7 @@ async def _grant(
             allowed = await api_clients.authenticate(rt, client_id, client_secret)
         except api_clients.WrongSecret:
             raise InvalidClient from None
-    if requested is None:
-        return allowed
-    if not requested <= allowed:
-        extra = ", ".join(sorted(requested - allowed))
-        raise OAuthError(400, "invalid_scope", f"this client may not have the scope(s) {extra}")
-    return frozenset(requested)
+    return allowed
 
 
 def _with_oauth_fields(response: Response, exc: OAuthError) -> Response:

@@ -17,6 +17,7 @@ from gateway.api import (
     subscriptions,
     triggers,
 )
+from gateway.console.routes import Console
 from gateway.domain.documents import API_VERSION
 
 BETA_ROUTES: list[BaseRoute] = [
@@ -107,5 +108,6 @@ ROUTES: list[BaseRoute] = [
     Route("/openapi.json", docs.openapi_json, methods=["GET"]),
     Route("/docs", docs.page, methods=["GET"]),
     Mount("/docs/assets", app=docs.Assets()),  # static files: no operations of the API
+    Mount("/console", app=Console()),  # the admin console's pages: no operations of the API
     *API_ROUTES,
 ]

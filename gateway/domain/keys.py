@@ -50,6 +50,7 @@ class Keys:
         self._callback = Signer(signing_keys, salt="trigger-gateway.callback")
         self._tokens = URLSafeTimedSerializer(signing_keys, salt="trigger-gateway.token")
         self._webhooks = URLSafeSerializer(signing_keys, salt="trigger-gateway.webhook")
+        self._console = URLSafeTimedSerializer(signing_keys, salt="trigger-gateway.console")
         self._fernet = MultiFernet([_fernet(k) for k in reversed(signing_keys)])
         self._first = _fernet(signing_keys[-1])  # what encrypts
         self._verified: dict[bytes, tuple[TokenClaims, float]] = {}
@@ -97,6 +98,20 @@ class Keys:
         if not (isinstance(data, list) and len(data) == 2 and all(isinstance(v, str) for v in data)):
             return None
         return data[0], data[1]
+
+    # The admin console's session cookie: its own salt, so that no other signed value of the
+    # gateway (a token, a webhook token) can pass for a session.
+    def seal_session(self, session: dict[str, str]) -> str:
+        return self._console.dumps(session)
+
+    def open_session(self, cookie: str, max_age: int) -> dict[str, str] | None:
+        try:
+            data = self._console.loads(cookie, max_age=max_age)
+        except BadSignature:  # also covers expired sessions
+            return None
+        if not (isinstance(data, dict) and all(isinstance(v, str) for v in data.values())):
+            return None
+        return data
 
     def encrypt(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()

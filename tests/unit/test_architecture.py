@@ -90,6 +90,7 @@ ENTRYPOINTS = ("gateway.cli", "gateway.worker", "gateway.serve", "gateway.startu
             ("gateway.adapters", "sqlalchemy", "sqlmodel", *ENTRYPOINTS),
             ("gateway.adapters.limiter",),
         ),
+        ("console", ("gateway.adapters", "sqlalchemy", "sqlmodel", *ENTRYPOINTS), ()),
         (
             "subscriber",
             ("gateway.", "sqlalchemy", "sqlmodel", "arq", "asyncpg", "aiosqlite", "redis", "pydantic"),
