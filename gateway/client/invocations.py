@@ -1,4 +1,4 @@
-"""`gateway invoke` and `gateway invocations list|show|tail|replay`."""
+"""`gateway invoke` and `gateway invocations list|show|tail` (and `replay`, from replay.py)."""
 
 from __future__ import annotations
 
@@ -6,16 +6,15 @@ import argparse
 import time
 from typing import Any
 
-from gateway.client import render
+from gateway.client import render, replay
 from gateway.client.api import Api, segment
 from gateway.client.catalog import quoted
-from gateway.client.inputs import UsageError, read_input, since
+from gateway.client.inputs import read_input
 
 STATUSES = (
     "WAITING", "QUEUED", "PENDING", "DISPATCHING", "AWAITING_CALLBACK", "RETRYING",
     "COMPLETED", "FAILED", "EXPIRED", "BUNDLED", "SUPPRESSED",
 )  # fmt: skip
-REPLAYABLE = ("FAILED", "EXPIRED", "COMPLETED")
 COLUMNS = ("id", "trigger", "subscription", "status", "attempts", "created", "outcome")
 TAIL_ROWS = 20
 
@@ -161,35 +160,6 @@ def _tail_lines(api: Api, params: dict[str, Any], interval: float, as_json: bool
         time.sleep(interval)
 
 
-def replay(api: Api, args: argparse.Namespace) -> None:
-    if (args.id is None) == (args.subscription is None):
-        raise UsageError("give an invocation ID, or --subscription ID with --since TIME")
-    if args.subscription is not None:
-        replay_subscription(api, args)
-        return
-    status = api.json("POST", f"/trigger-invocations/{segment(args.id)}/replay")
-    if args.json:
-        render.print_json(status)
-    else:
-        print(f"replaying {status['id']}: {status['status']}")
-
-
-def replay_subscription(api: Api, args: argparse.Namespace) -> None:
-    """The API answers with a count once it has replayed them all (no progress to follow):
-    a spinner while it works, then the count."""
-    if args.since is None:
-        raise UsageError("--subscription needs --since TIME (e.g. 2026-12-01T00:00:00Z, or 2h)")
-    body = {"since": since(args.since), "statuses": args.status or ["FAILED", "EXPIRED"]}
-    path = f"/trigger-subscriptions/{segment(args.subscription)}/replay"
-    if args.json:
-        render.print_json(api.json("POST", path, json=body))
-        return
-    working = f"replaying {args.subscription}'s invocations since {body['since']}"
-    with render.console(stderr=True).status(working):
-        replayed = api.json("POST", path, json=body)["replayed"]
-    print(f"replayed {replayed} invocation{'s' * (replayed != 1)} of subscription {args.subscription}")
-
-
 def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     run = commands.add_parser("invoke", parents=[common], help="raise a trigger")
     run.add_argument("trigger", help="the trigger's id")
@@ -217,14 +187,7 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     tailing = actions.add_parser("tail", parents=[filters], help="a live table of the newest, until Ctrl-C")
     tailing.add_argument("--interval", type=float, default=1.0, help="seconds between reads (default 1)")
     tailing.set_defaults(handler=tail)
-    again = actions.add_parser(
-        "replay", parents=[common], help="deliver an invocation, or a subscription's, again"
-    )
-    again.add_argument("id", nargs="?", help="the invocation to replay")
-    again.add_argument("--subscription", help="replay this subscription's invocations ...")
-    again.add_argument("--since", help="... created since this time (RFC 3339) or age (90m, 2h, 7d)")
-    again.add_argument("--status", action="append", choices=REPLAYABLE, help="default: FAILED and EXPIRED")
-    again.set_defaults(handler=replay)
+    replay.add_parser(actions, common)
 
 
 def _seconds(value: str) -> int:

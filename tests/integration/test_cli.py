@@ -170,6 +170,7 @@ async def check_replay(
     replayed = await gateway(home, "invocations", "replay", "--subscription", subscription, "--since", "1h")
     assert replayed.code == 0, replayed
     assert f"replayed 2 invocations of subscription {subscription}" in replayed.out
+    assert replayed.out.splitlines()[-1] == "2 FAILED", replayed  # followed to their new ends
     # A request-response invocation its subscriber answered was accepted: the API refuses.
     refused = await gateway(home, "invocations", "replay", answered)
     assert refused.code == 1 and "HTTP 409" in refused.err, refused
