@@ -92,6 +92,7 @@ def page(
 <script type="module" src="{esc(BASE)}/static/console.js"></script>
 </head>
 <body>
+<a class="skip" href="#main">Skip to content</a>
 <header><span class="brand">Trigger gateway</span>{header}</header>
 <main id="main">
 <h1>{esc(title)}</h1>

@@ -3,6 +3,7 @@ secrets (passwords, tokens, keys, credentials) masked, at any depth."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -26,3 +27,21 @@ def masked(value: Any, depth: int = 0) -> Any:
     if isinstance(value, list):
         return [masked(item, depth + 1) for item in value]
     return value
+
+
+# A JSON member whose name looks secret, in text that may be cut short (a response excerpt).
+_SECRET_MEMBER = re.compile(r'("([^"\\]|\\.)*"\s*:\s*)"([^"\\]|\\.)*("|$)')
+
+
+def masked_text(text: str) -> str:
+    """A subscriber's answer as recorded (an excerpt, perhaps cut short): as JSON, masked as
+    above; otherwise each string member under a secret-looking name masked where it stands."""
+    try:
+        return json.dumps(masked(json.loads(text)), ensure_ascii=False)
+    except ValueError:
+        return _SECRET_MEMBER.sub(_mask_member, text)
+
+
+def _mask_member(match: re.Match[str]) -> str:
+    name_and_colon = match.group(1)
+    return f'{name_and_colon}"{MASK}"' if SECRET_NAME.search(name_and_colon) else match.group(0)

@@ -19,7 +19,7 @@ from gateway.console.html import (
     table,
     when,
 )
-from gateway.console.masking import masked
+from gateway.console.masking import masked, masked_text
 from gateway.domain.model import DeliveryAttempt, Invocation, Status, Trigger
 from gateway.usecases.replay import replayable
 
@@ -150,7 +150,9 @@ def timeline(inv: Invocation, attempts: Sequence[DeliveryAttempt]) -> str:
         detail = f"HTTP {esc(code)}, {esc(took)}"
         if attempt.error:
             detail += f" — {esc(attempt.error)}"
-        excerpt = f"<pre>{esc(attempt.response_excerpt)}</pre>" if attempt.response_excerpt else ""
+        excerpt = (
+            f"<pre>{esc(masked_text(attempt.response_excerpt))}</pre>" if attempt.response_excerpt else ""
+        )
         events.append(_event(attempt.started, f"Attempt {attempt.attempt}", detail, excerpt))
     if inv.status == Status.AWAITING_CALLBACK or (inv.dispatch_mode != "SYNC" and _acknowledged(attempts)):
         events.append(_event(None, "Acknowledged", f"awaiting the callback until {when(inv.deadline)}"))

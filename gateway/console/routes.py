@@ -51,6 +51,7 @@ async def login(request: Request) -> Response:
     form = await session.read_form(request)
     client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
     try:
+        session.check_origin(request)
         if not client_id or not secret:
             raise Forbidden("give the client id and secret")
         scopes = await authenticate(request, client_id, secret)

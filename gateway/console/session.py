@@ -19,6 +19,19 @@ CSRF_FIELD = "csrf"
 CSRF_HEADER = "x-csrf-token"
 
 
+# What a browser says of where a request comes from (Fetch Metadata): a form posted from
+# another site is refused even where no cookie rides along (a sign-in into the attacker's
+# own account). Clients that send no such header (scripts, older browsers) are not refused
+# for it; they still need the session and the CSRF token.
+SAME_SITE = frozenset({"same-origin", "none"})
+
+
+def check_origin(request: Request) -> None:
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in SAME_SITE:
+        raise Forbidden("the console's forms are accepted only from its own pages")
+
+
 def start(request: Request, response: Response, token: str) -> None:
     """Set the session cookie: HttpOnly, SameSite=Strict, Secure behind https."""
     rt = runtime(request)
@@ -57,6 +70,7 @@ async def authorize(request: Request, any_of: tuple[str, ...]) -> str:
 async def authorize_change(request: Request, any_of: tuple[str, ...]) -> dict[str, str]:
     """A state-changing request: the session as ``authorize``, and its CSRF token sent back
     in the form (or header), compared in constant time; the form's fields."""
+    check_origin(request)
     csrf = await authorize(request, any_of)
     form = await read_form(request)
     sent = form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER, "")

@@ -194,6 +194,8 @@ async def test_triggers_and_subscriptions_pages(watched: Watched, scene: Scene) 
     await page.wait_for_url("**/console/invocations")
     await watched.visit("triggers", "/console/triggers")
     await expect(page.get_by_role("link", name=scene.trigger_id)).to_be_visible()
+    await page.keyboard.press("Tab")  # the keyboard's first stop skips the navigation
+    await expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
     await watched.visit("trigger", f"/console/triggers/{scene.trigger_id}")
     await page.get_by_role("button", name="Send a test invocation").click()
     await expect(page.get_by_role("status")).to_contain_text("Test invocation sent")

@@ -172,3 +172,17 @@ async def test_static_files_are_served_with_their_types(console: Console) -> Non
         style = await client.get("/console/static/console.css")
         assert style.headers["content-type"].startswith("text/css")
         assert (await client.get("/console/static/../session.py")).status_code == 404
+
+
+@shared_gateway
+async def test_forms_posted_from_another_site_are_refused(console: Console) -> None:
+    """Fetch Metadata: even a sign-in (which needs no cookie) is refused from another site."""
+    cross = {"sec-fetch-site": "cross-site"}
+    async with httpx.AsyncClient(base_url=console.url) as client:
+        credentials = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+        refused = await client.post("/console/login", data=credentials, headers=cross)
+        assert refused.status_code == 403 and "set-cookie" not in refused.headers
+        same = await client.post(
+            "/console/login", data=credentials, headers={"sec-fetch-site": "same-origin"}
+        )
+        assert same.status_code == 303
