@@ -114,7 +114,12 @@ def table(caption: str, headings: list[str], rows: list[list[str]], empty: str) 
     if not rows:
         return f'<p class="empty">{esc(empty)}</p>'
     head = "".join(f'<th scope="col">{esc(h)}</th>' for h in headings)
-    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    # Each cell names its column, for the phone layout, where rows stack as cards.
+    labels = [f' data-label="{esc(h)}"' for h in headings]
+    body = "".join(
+        "<tr>" + "".join(f"<td{label}>{cell}</td>" for label, cell in zip(labels, row, strict=True)) + "</tr>"
+        for row in rows
+    )
     return (
         f'<div class="scroll"><table><caption>{esc(caption)}</caption>'
         f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"

@@ -234,7 +234,10 @@ def subscription(d: dict[str, Any], csrf: str, notice: str) -> str:
             ("Id", esc(d["id"])),
             ("Trigger", f'<a href="{href("/triggers/" + d["triggerId"])}">{esc(d["triggerId"])}</a>'),
             ("Enabled", _enabled(d)),
-            ("Circuit", f"{esc(circuit['state'])} since {esc(circuit['since'])}"),
+            (
+                "Circuit",
+                esc(circuit["state"]) + (f" since {esc(circuit['since'])}" if circuit["since"] else ""),
+            ),
             ("Consecutive failures", esc(circuit["consecutiveFailures"])),
             ("URL", esc(d["httpConfig"]["url"])),
             ("Mode", esc(d["httpConfig"]["httpDispatchMode"])),
