@@ -1,15 +1,15 @@
 """The admin console in a real browser (Debian's Chromium, headless, driven by Playwright): sign
 in, filter the failed invocations, open one, replay it and see it complete; a wrong secret
 refused. Every page is screenshotted into test-artifacts/console/ (git-ignored; the path is
-printed), its load time printed, and no page may log an error to the browser's console."""
+printed), its load time printed and kept there (<test>.load-times.txt), and no page may log
+an error to the browser's console."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,14 +68,13 @@ class Scene:
     failed_id: str
     trigger_id: str
     subscription_id: str
-    load_times: dict[str, float] = field(default_factory=dict)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def scene(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Scene]:
     subscriber = Subscriber()
-    shutil.rmtree(ARTIFACTS, ignore_errors=True)
-    ARTIFACTS.mkdir(parents=True)
+    # Not emptied first: the tests may run in several processes; every file is overwritten.
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     async with (
         serve(subscriber.app()) as subscriber_url,
         start_gateway(tmp_path_factory.mktemp("console-browser"), worker=False, retry_schedule="") as gateway,
@@ -88,9 +87,6 @@ async def scene(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Scene
             yield scene
         finally:
             await browser.close()
-            print(f"\nconsole screenshots in {ARTIFACTS}")
-            for name, seconds in scene.load_times.items():
-                print(f"  {name}: loaded in {seconds * 1000:.0f} ms")
 
 
 async def _populate(gateway: GatewayClient, subscriber: Subscriber, browser: Browser) -> Scene:
@@ -112,6 +108,7 @@ class Watched:
     def __init__(self, page: Page, scene: Scene) -> None:
         self.page, self.scene = page, scene
         self.errors: list[str] = []
+        self.load_times: dict[str, float] = {}
         page.on("console", self._console)
         page.on("pageerror", self._page_error)
 
@@ -129,18 +126,22 @@ class Watched:
 
     async def loaded(self, name: str, started: float) -> None:
         await self.page.wait_for_load_state("load")
-        self.scene.load_times[name] = time.perf_counter() - started
+        self.load_times[name] = time.perf_counter() - started
         await self.page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def watched(scene: Scene) -> AsyncIterator[Watched]:
+async def watched(scene: Scene, request: pytest.FixtureRequest) -> AsyncIterator[Watched]:
     context = await scene.browser.new_context(viewport={"width": 1280, "height": 900})
     watched = Watched(await context.new_page(), scene)
     try:
         yield watched
     finally:
         await context.close()
+        # Printed (pytest -s shows it) and kept beside the screenshots (xdist hides prints).
+        times = "".join(f"{name}: {seconds * 1000:.0f} ms\n" for name, seconds in watched.load_times.items())
+        (ARTIFACTS / f"{request.node.name}.load-times.txt").write_text(times)
+        print(f"\n{request.node.name}: screenshots in {ARTIFACTS}\n{times}")
     assert not watched.errors, watched.errors
 
 
@@ -218,6 +219,7 @@ async def test_triggers_and_subscriptions_pages(watched: Watched, scene: Scene) 
 async def test_a_wrong_secret_is_refused(watched: Watched) -> None:
     await sign_in(watched, "not-the-secret")
     await expect(watched.page.get_by_role("alert")).to_contain_text("wrong client secret")
+    await watched.page.screenshot(path=ARTIFACTS / "login-refused.png")
     assert watched.page.url.endswith("/console/login")
     await watched.page.goto(watched.scene.gateway.settings.public_url + "/console/invocations")
     assert watched.page.url.endswith("/console/login")
