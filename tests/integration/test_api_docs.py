@@ -193,6 +193,10 @@ def test_a_built_package_serves_the_repositorys_document(tmp_path: Path) -> None
     installed = tmp_path / "installed"
     with zipfile.ZipFile(wheel) as archive:
         assert archive.read("gateway/openapi.yaml") == DOCUMENT.read_bytes()
+        # The console's stylesheet and script, as package data.
+        assert {"gateway/console/static/console.css", "gateway/console/static/console.js"} <= set(
+            archive.namelist()
+        )
         archive.extractall(installed)
     found = subprocess.run(
         [sys.executable, "-c", "from gateway.api import docs; print(docs.document_file())"],
