@@ -84,6 +84,8 @@ def test_during_a_rotation_either_secret_verifies() -> None:
         (lambda: {"webhook-id": "inv-1"}, SECRET, BODY, "unsigned"),
         (lambda: {**signed([SECRET]), "webhook-timestamp": "yesterday"}, SECRET, BODY, "not Unix seconds"),
     ],
+    # Named, not derived from the values: the secrets are drawn anew in each test process.
+    ids=["another secret", "another body", "too old", "too far ahead", "unsigned", "no timestamp"],
 )
 def test_what_is_not_proven_is_refused(
     headers: Callable[[], dict[str, str]], secret: str, body: bytes, says: str
@@ -155,6 +157,7 @@ def test_a_delivery_is_parsed_into_typed_fields() -> None:
         (json.dumps({"_metadata": {"responseMode": "sync"}}).encode(), "no triggerId"),
         (json.dumps({"_metadata": {**metadata(), "deadline": "soon"}}).encode(), "malformed"),
     ],
+    ids=["not JSON", "a list", "no _metadata", "unknown mode", "no trigger id", "bad deadline"],
 )
 def test_what_is_not_a_delivery_is_refused(body: bytes, says: str) -> None:
     with pytest.raises(InvalidDelivery, match=says):
