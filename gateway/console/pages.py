@@ -108,8 +108,9 @@ def invocations(filters: str, body: str, live_url: str) -> str:
 
 
 def live(body: str, url: str) -> str:
-    """A section the script refreshes from ``url`` while the page is open."""
-    return f'<section aria-live="polite" data-live="{esc(url)}" id="live">{body}</section>'
+    """A section the script refreshes from ``url`` while the page is open. Not aria-live: a
+    screen reader would read the whole table out again at every change."""
+    return f'<section data-live="{esc(url)}" id="live">{body}</section>'
 
 
 def invocation_body(inv: Invocation, attempts: Sequence[DeliveryAttempt], csrf: str) -> str:

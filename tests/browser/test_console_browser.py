@@ -213,6 +213,11 @@ async def test_triggers_and_subscriptions_pages(watched: Watched, scene: Scene) 
     await watched.visit("invocations-phone", "/console/invocations")
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the page scrolls sideways on a phone: {width}px wide"
+    # The table refreshes itself while the page is open.
+    rows = page.locator("#live tbody tr")
+    before = await rows.count()
+    await scene.gateway.start("console:notify", {"n": "live"})
+    await expect(rows).to_have_count(before + 1, timeout=10_000)
 
 
 @in_one_browser

@@ -2,6 +2,7 @@
 // few seconds while the page is visible and replaced by what the server rendered (escaped
 // there). Without this script the pages work the same, refreshed by hand.
 const EVERY_MS = 3000;
+const shown = new WeakMap(); // each section's last fetched HTML
 
 async function refresh(section) {
   const response = await fetch(section.dataset.live, {
@@ -12,6 +13,10 @@ async function refresh(section) {
     return false; // signed out or expired: stop, the next navigation signs in again
   }
   const html = await response.text();
+  if (html === shown.get(section)) {
+    return true; // unchanged: leave the page (focus, selection, scrolling) alone
+  }
+  shown.set(section, html);
   // Keep the keyboard focus where it was when the focused control is redrawn.
   const focused = document.activeElement?.id;
   section.innerHTML = html;
