@@ -120,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         return check_worker(settings)
     try:
         return start(args, settings)
+    except KeyboardInterrupt:  # Ctrl-C while waiting for Redis, say: stopped, not failed
+        print("gateway: stopped", file=sys.stderr)
+        return 130
     except (SettingsError, StartupFailure) as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2

@@ -29,7 +29,8 @@ async def scrape(request: Request) -> Response:
         # Unknown, not stale: /health/ready says why (the database is down).
         metrics.backlog(math.nan, math.nan, math.nan)
         log.debug("measuring the backlog failed", exc_info=True)
-    return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    text = generate_latest(metrics.REGISTRY) + generate_latest(metrics.BACKLOG)
+    return Response(text, media_type=CONTENT_TYPE_LATEST)
 
 
 scrape.required_scopes = (METRICS_READ,)  # type: ignore[attr-defined]  # as requires() marks it

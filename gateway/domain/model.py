@@ -215,8 +215,9 @@ class Invocation(SQLModel, table=True):
         _partial("ix_invocations_waiting", ["subscription_id", "tenant_id"], "status = 'WAITING'"),
         # A subscription's deliveries by state (concurrency limits, the circuit).
         _partial("ix_invocations_open", ["subscription_id", "status"], "completed IS NULL"),
-        # What retention deletes: finished longest ago.
-        _partial("ix_invocations_finished", ["completed"], "completed IS NOT NULL"),
+        # What retention deletes: of each final state, finished longest ago. (Not by completion
+        # alone: each purge would read every finished row of the other states in its range.)
+        _partial("ix_invocations_finished", ["status", "completed"], "completed IS NOT NULL"),
         # A subscription's runs per tenant: the one in flight, the last one, the waiting ones.
         Index("ix_invocations_lane", "subscription_id", "tenant_id", "completed"),
         # A subscription's invocations by age (replay).

@@ -63,7 +63,8 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         tracking = tracking_id()
-        return line if tracking is None or tracking in line else f"{line} trackingId={tracking}"
+        named = f"trackingId={tracking}"
+        return line if tracking is None or named in line else f"{line} {named}"
 
 
 def configure(level: str, log_format: str) -> None:

@@ -18,6 +18,9 @@ from gateway.domain.model import Status
 
 REGISTRY = CollectorRegistry()
 ProcessCollector(registry=REGISTRY)  # CPU seconds, memory, open files of this process
+# The backlog, measured in the database at each scrape of an API process's /metrics: the same
+# figure in every API process (take the max across them, not the sum); workers have none.
+BACKLOG = CollectorRegistry()
 
 STARTED = Counter(
     "gateway_invocations_started",
@@ -51,14 +54,14 @@ CALLBACKS = Counter(
 IN_FLIGHT = Gauge(
     "gateway_deliveries_in_flight", "Deliveries this process is sending now.", registry=REGISTRY
 )
-QUEUE_DEPTH = Gauge("gateway_queue_depth", "Invocations PENDING delivery (all processes).", registry=REGISTRY)
+QUEUE_DEPTH = Gauge("gateway_queue_depth", "Invocations PENDING delivery (all processes).", registry=BACKLOG)
 QUEUE_OLDEST = Gauge(
     "gateway_queue_oldest_seconds",
-    "How long the oldest PENDING invocation has waited to be delivered (0: none waits).",
-    registry=REGISTRY,
+    "How long the oldest PENDING invocation not yet tried has waited since it was created (0: none).",
+    registry=BACKLOG,
 )
 AWAITING_CALLBACK = Gauge(
-    "gateway_awaiting_callback", "Invocations acknowledged, awaiting their callback.", registry=REGISTRY
+    "gateway_awaiting_callback", "Invocations acknowledged, awaiting their callback.", registry=BACKLOG
 )
 
 # Final states, as the outcome label names them.

@@ -1,11 +1,15 @@
 """How much waits: invocations PENDING delivery (and how long the oldest has waited) and
-those awaiting a callback. Each a count over the partial index of its state."""
+those awaiting a callback. Each a count over the partial index of its state.
+
+The oldest's wait is from its creation, among those not yet tried: a PENDING row's queue time
+is moved on each time the sweep queues it again (every GATEWAY_REQUEUE_AFTER), so it says
+nothing of how long deliveries have been waiting while the workers cannot keep up."""
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-from sqlalchemy import func
+from sqlalchemy import case, func
 from sqlmodel import col, select
 
 from gateway.adapters.database.states import in_state
@@ -16,12 +20,13 @@ from gateway.runtime import Runtime
 
 class Backlog(NamedTuple):
     pending: int
-    oldest_pending_seconds: float  # 0 when none is pending
+    oldest_pending_seconds: float  # since the creation of the oldest not yet tried; 0: none
     awaiting_callback: int
 
 
 async def measure(rt: Runtime) -> Backlog:
-    pending = select(func.count(), func.min(col(Invocation.queued_at))).where(in_state(Status.PENDING))
+    untried = case((col(Invocation.attempts) == 0, col(Invocation.created)))
+    pending = select(func.count(), func.min(untried)).where(in_state(Status.PENDING))
     awaiting = select(func.count()).select_from(Invocation).where(in_state(Status.AWAITING_CALLBACK))
     async with rt.sessions() as session:
         count, oldest = (await session.execute(pending)).one()

@@ -44,9 +44,10 @@ async def complete(rt: Runtime, invocation_id: str, secret: str, output: Any, er
             raise Gone(f"the deadline {timestamp(inv.deadline)} has passed")
         values = await _completion(inv, trigger, output, error)
         async with rt.sessions() as session:
-            await _record(session, inv, digest, values)
-        inv.status = values["status"]  # as recorded
-        await after_final(rt, [inv])
+            recorded = await _record(session, inv, digest, values)
+        if recorded:  # not the same completion again, recorded meanwhile by a twin
+            inv.status = values["status"]
+            await after_final(rt, [inv])
 
 
 async def _completion(
@@ -67,7 +68,8 @@ async def _completion(
     return {"status": Status.COMPLETED, "output": output}
 
 
-async def _record(session: AsyncSession, inv: Invocation, digest: str, values: dict[str, Any]) -> None:
+async def _record(session: AsyncSession, inv: Invocation, digest: str, values: dict[str, Any]) -> bool:
+    """Whether this completion was recorded (False: the same one was, meanwhile)."""
     now = utcnow()
     changed = await transition(
         session,
@@ -87,6 +89,7 @@ async def _record(session: AsyncSession, inv: Invocation, digest: str, values: d
         _check_can_complete(now_stored, digest)
         if not Status(now_stored.status).terminal:
             raise Gone(f"the deadline {timestamp(now_stored.deadline)} has passed")
+    return changed
 
 
 def _check_can_complete(inv: Invocation, digest: str) -> None:

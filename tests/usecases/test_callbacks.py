@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from gateway.domain.clock import utcnow
 from gateway.domain.errors import Invalid
 from gateway.domain.model import Invocation
+from gateway.telemetry import metrics
 from tests.servers import Subscriber, answer, hang
 from tests.usecases.conftest import OpenDriver
 from tests.usecases.driver import Document, Driver
@@ -125,3 +127,23 @@ def _metadata_of(invocation: Document) -> Document:
         "callbackURL": f"http://gateway.test/beta/trigger-invocations/{invocation['id']}/complete",
         "secret": invocation["secret"],
     }
+
+
+async def test_the_same_callback_twice_at_once_is_counted_once(app: Driver, subscriber: Subscriber) -> None:
+    """Both are accepted (a callback is idempotent), but what follows a final state (the
+    count, the wake-ups, the next run) follows it once."""
+    await app.create_trigger("t:twice")
+    await app.subscribe("t:twice", subscriber.endpoint("ack", answer(200, {})), "ASYNC")
+    await app.start("t:twice", {})
+    await app.settled()  # acknowledged
+    [received] = subscriber.received
+    metadata = received.body["_metadata"]
+    labels = {"trigger": "t:twice", "mode": "ASYNC", "outcome": "completed"}
+
+    def finished() -> float:
+        return metrics.REGISTRY.get_sample_value("gateway_invocations_finished_total", labels) or 0.0
+
+    before = finished()
+    codes = await asyncio.gather(*(app.complete(metadata, output={"ok": True}) for _ in range(2)))
+    assert codes == [204, 204]
+    assert finished() - before == 1

@@ -79,3 +79,7 @@ async def test_no_sweep_or_limit_statement_walks_the_invocations_table(
     assert any("'RETRYING'" in s for s in plans) and any("'QUEUED'" in s for s in plans)
     walking = {" ".join(s.split())[:200]: plan for s, plan in plans.items() if any(map(walks, plan))}
     assert walking == {}
+    # Retention's purges each seek their own final states: a range on completion alone would
+    # read every finished row of the other states in it, at every sweep.
+    purges = [plan for statement, plan in plans.items() if "invocations.completed <" in statement]
+    assert purges and all(any("(status=? AND completed<?)" in line for line in plan) for plan in purges)
