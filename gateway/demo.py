@@ -180,22 +180,26 @@ async def _walk(http: httpx.AsyncClient, step: Step, input: dict[str, Any]) -> N
     start = {"triggerId": step.trigger_id, "input": input}
     started = await _call(http.post("/trigger-invocations/start", json=start))
     print(f"\n{step.name}\n  started {step.trigger_id} with {json.dumps(input)}", flush=True)
-    answered_later = step.type == "REQUEST_RESPONSE"  # fire-and-forget has no callback
-    journeys = await asyncio.gather(*(_journey(http, i["id"], answered_later) for i in started))
+    # Which answer means "later": ASYNC's 200 {} and DYNAMIC's 202 (fire-and-forget: none).
+    later = {"ASYNC": 200, "DYNAMIC": 202} if step.type == "REQUEST_RESPONSE" else {}
+    acknowledging = {name: later.get(mode) for name, _, mode in step.subscriptions}
+    journeys = await asyncio.gather(*(_journey(http, i["id"], acknowledging) for i in started))
     for lines in journeys:
         for line in lines:
             print(line, flush=True)
 
 
-async def _journey(http: httpx.AsyncClient, invocation_id: str, may_call_back: bool) -> list[str]:
+async def _journey(
+    http: httpx.AsyncClient, invocation_id: str, acknowledging: dict[str, int | None]
+) -> list[str]:
     status = await _final(http, invocation_id)
     attempts = await _call(http.get(f"/trigger-invocations/{invocation_id}/attempts"))
     lines = [f"  invocation {invocation_id[:8]} to {status.get('subscriptionName', '?')!r}:"]
     for attempt in attempts:
         answer = attempt.get("statusCode") or attempt.get("error")
         lines.append(f"    attempt {attempt['attempt']}: answered {answer} in {attempt['durationMs']} ms")
-    called_back = may_call_back and _took(status) >= CALLBACK_AFTER
-    if attempts and attempts[-1].get("statusCode") in (200, 202) and called_back:
+    acknowledgement = acknowledging.get(status.get("subscriptionName", ""))
+    if attempts and acknowledgement is not None and attempts[-1].get("statusCode") == acknowledgement:
         lines.append(f"    acknowledged; its callback came {_took(status):.1f} s after the start")
     outcome = status["status"]
     result = status.get("completeInvocationInput") or {}

@@ -72,6 +72,10 @@ class Api:
             response = self.http.request(method, path, **options)
         except httpx.TransportError as exc:
             raise ApiError(f"cannot reach the gateway at {self.base}: {exc or type(exc).__name__}") from None
+        except httpx.InvalidURL as exc:
+            raise ApiError(
+                f"the gateway's URL {self.base!r} is not a URL ({exc}); run gateway login"
+            ) from None
         if response.is_error:
             raise ApiError(message(response), response.status_code)
         return response

@@ -45,7 +45,10 @@ def since(value: str) -> str:
     from an age such as `90m`, `2h` or `7d`."""
     relative = RELATIVE.match(value)
     if relative:
-        moment = datetime.now(UTC) - timedelta(**{UNITS[relative[2]]: int(relative[1])})
+        try:
+            moment = datetime.now(UTC) - timedelta(**{UNITS[relative[2]]: int(relative[1])})
+        except (OverflowError, ValueError):
+            raise UsageError(f"--since {value!r}: an age past year 1") from None
     else:
         try:
             moment = datetime.fromisoformat(value)

@@ -185,7 +185,7 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     shown.add_argument("id")
     shown.set_defaults(handler=show)
     tailing = actions.add_parser("tail", parents=[filters], help="a live table of the newest, until Ctrl-C")
-    tailing.add_argument("--interval", type=float, default=1.0, help="seconds between reads (default 1)")
+    tailing.add_argument("--interval", type=_interval, default=1.0, help="seconds between reads (default 1)")
     tailing.set_defaults(handler=tail)
     replay.add_parser(actions, common)
 
@@ -194,4 +194,15 @@ def _seconds(value: str) -> int:
     seconds = int(value)
     if not 0 <= seconds <= 30:
         raise argparse.ArgumentTypeError("from 0 to 30 seconds")
+    return seconds
+
+
+def _interval(value: str) -> float:
+    """A positive number of seconds (argparse: anything else is a usage error)."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds <= 3600:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds from 0 to 3600")
     return seconds

@@ -29,19 +29,19 @@ def masked(value: Any, depth: int = 0) -> Any:
     return value
 
 
-# A JSON member whose name looks secret, in text that may be cut short (a response excerpt).
-_SECRET_MEMBER = re.compile(r'("([^"\\]|\\.)*"\s*:\s*)"([^"\\]|\\.)*("|$)')
+# A JSON member's name and its colon, in text that may be cut short (a response excerpt).
+_MEMBER_NAME = re.compile(r'"((?:[^"\\]|\\.)*)"\s*:')
 
 
 def masked_text(text: str) -> str:
     """A subscriber's answer as recorded (an excerpt, perhaps cut short): as JSON, masked as
-    above; otherwise each string member under a secret-looking name masked where it stands."""
+    above; otherwise shown up to the first secret-looking member name, the rest hidden (in
+    text that is not whole JSON, where a value under it ends cannot be known)."""
     try:
         return json.dumps(masked(json.loads(text)), ensure_ascii=False)
     except ValueError:
-        return _SECRET_MEMBER.sub(_mask_member, text)
-
-
-def _mask_member(match: re.Match[str]) -> str:
-    name_and_colon = match.group(1)
-    return f'{name_and_colon}"{MASK}"' if SECRET_NAME.search(name_and_colon) else match.group(0)
+        pass
+    for member in _MEMBER_NAME.finditer(text):
+        if SECRET_NAME.search(member.group(1)):
+            return f"{text[: member.end()]} {MASK} (the rest is hidden)"
+    return text

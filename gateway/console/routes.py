@@ -65,8 +65,9 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    # Ending a session needs no CSRF token: SameSite=Strict keeps other sites' forms from
-    # sending the cookie, and signing out is harmless anyway.
+    # Only from the console's own pages: a cross-site form could otherwise sign anyone out
+    # (a response clears the cookie whether or not the request carried it).
+    session.check_origin(request)
     response = RedirectResponse(f"{html.BASE}/login", status_code=303)
     session.end(response)
     return response

@@ -37,9 +37,9 @@ def moment(text: str) -> datetime:
     """A datetime-local input's value, as UTC."""
     try:
         parsed = datetime.fromisoformat(text)
-    except ValueError:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # an offset past year 1 or 9999 overflows in UTC
         raise Invalid(f"{text[:40]!r} is not a date and time (YYYY-MM-DDTHH:MM)") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def invocation_query(params: dict[str, str], page_number: int) -> ListQuery:

@@ -186,6 +186,8 @@ async def check_errors(home: Path) -> None:
         ["invocations", "replay", "--subscription", "s"],
         ["invocations", "list", "--status", "LOST"],
         ["triggers", "apply"],
+        ["invocations", "tail", "--interval", "-1"],
+        ["invocations", "replay", "--subscription", "s", "--since", "99999999999d"],
     ):
         wrong = await gateway(home, *args)
         assert wrong.code == 2 and wrong.err and "Traceback" not in wrong.err, (args, wrong)

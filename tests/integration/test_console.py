@@ -186,3 +186,15 @@ async def test_forms_posted_from_another_site_are_refused(console: Console) -> N
             "/console/login", data=credentials, headers={"sec-fetch-site": "same-origin"}
         )
         assert same.status_code == 303
+        # Nor may another site sign anyone out (the answer would clear the cookie).
+        logout = await client.post("/console/logout", headers=cross)
+        assert logout.status_code == 403 and "set-cookie" not in logout.headers
+
+
+@shared_gateway
+async def test_a_time_past_what_utc_can_hold_is_a_clear_refusal(console: Console) -> None:
+    async with signed_in(console) as client:
+        for since in ("0001-01-01T00:00+05:00", "9999-12-31T23:59-05:00", "yesterday"):
+            response = await client.get("/console/invocations", params={"since": since})
+            assert response.status_code == 400, (since, response.text[:200])
+            assert "is not a date and time" in response.text

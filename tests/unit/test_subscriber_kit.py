@@ -83,9 +83,10 @@ def test_during_a_rotation_either_secret_verifies() -> None:
         (lambda: signed([SECRET], at=time.time() + 301), SECRET, BODY, "s ahead"),
         (lambda: {"webhook-id": "inv-1"}, SECRET, BODY, "unsigned"),
         (lambda: {**signed([SECRET]), "webhook-timestamp": "yesterday"}, SECRET, BODY, "not Unix seconds"),
+        (lambda: {**signed([SECRET]), "webhook-timestamp": "9" * 400}, SECRET, BODY, "not Unix seconds"),
     ],
     # Named, not derived from the values: the secrets are drawn anew in each test process.
-    ids=["another secret", "another body", "too old", "too far ahead", "unsigned", "no timestamp"],
+    ids=["another secret", "another body", "too old", "too far ahead", "unsigned", "no timestamp", "huge"],
 )
 def test_what_is_not_proven_is_refused(
     headers: Callable[[], dict[str, str]], secret: str, body: bytes, says: str
