@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api.errors import INTERNAL_ERROR, error_response
-from gateway.domain.errors import ApiError, TooLarge
+from gateway.domain.errors import ApiError, Invalid, TooLarge
 from gateway.telemetry import logs, traces
 
 log = logging.getLogger("gateway.access")
@@ -67,6 +67,11 @@ class RequestContext:
             await send(message)
 
         try:
+            if "\x00" in scope["path"] or b"%00" in scope["query_string"]:
+                # No text stored or compared in PostgreSQL may hold a NUL: refused here, once.
+                refusal = Invalid("the request's path or query holds a NUL character (%00); remove it")
+                await error_response(Request(scope), refusal)(scope, receive, send_with_id)
+                return
             await self.app(scope, limited_receive, send_with_id)
         except Exception:
             # Unexpected errors are handled (and logged) by Starlette's outermost middleware,

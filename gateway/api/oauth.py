@@ -100,6 +100,8 @@ async def authenticate(request: Request, client_id: str, client_secret: str) -> 
     addresses meets the client id's ceiling only after a hundred times as many guesses, so it
     cannot lock the owner out cheaply; the address limit is higher than the per-pair one, as
     many callers may share one address behind a NAT."""
+    if "\x00" in client_id or "\x00" in client_secret:  # PostgreSQL would refuse the lookup: a 500
+        raise OAuthError(400, "invalid_request", "client_id and client_secret may not hold a NUL character")
     rt = runtime(request)
     settings = rt.settings
     address = limiter.address(request.client.host if request.client else "unknown")

@@ -5,7 +5,8 @@ Python's json accepts the first three; stored, they could never be sent back (re
 strict JSON), so every document from outside is parsed here. Deeply nested documents would
 exhaust the recursion of every later step (schema checks, filters, the database's JSON). A
 lone surrogate ("\ud800") is valid JSON syntax but not Unicode: stored, it could not be
-encoded in an answer, and every read of its row failed.
+encoded in an answer, and every read of its row failed. A NUL character ("\u0000") is valid
+in both, but PostgreSQL stores it in no text or JSON column: the write failed, a 500.
 """
 
 from __future__ import annotations
@@ -36,6 +37,13 @@ class NotUnicode(Refused):
         super().__init__("the JSON document is not valid Unicode (UTF-8 text without lone surrogates)")
 
 
+class HasNul(Refused):
+    def __init__(self) -> None:
+        super().__init__(
+            "the JSON document holds a NUL character (\\u0000), which the gateway cannot store; remove it"
+        )
+
+
 def loads(data: bytes | str) -> Any:
     """Like json.loads, but raises ValueError for NaN, Infinity and numbers too large, and
     Refused for documents nested deeper than MAX_DEPTH or that are not Unicode."""
@@ -51,17 +59,19 @@ def loads(data: bytes | str) -> Any:
     # Fewer brackets than the limit (those in strings included) cannot nest past it.
     if data.count("[") + data.count("{") > MAX_DEPTH:
         _check_depth(value)
-    if _SURROGATE_ESCAPE.search(data):
-        _check_unicode(value)
+    if _SURROGATE_ESCAPE.search(data) or "\\u0000" in data:
+        _check_strings(value)
     return value
 
 
-def _check_unicode(value: Any) -> None:
-    """Every string (keys too) encodes as UTF-8: escaped surrogates pair up."""
+def _check_strings(value: Any) -> None:
+    """Every string (keys too) encodes as UTF-8 (escaped surrogates pair up) and holds no NUL."""
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
+            if "\x00" in item:
+                raise HasNul
             try:
                 item.encode("utf-8")
             except UnicodeEncodeError:

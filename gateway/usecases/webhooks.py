@@ -99,6 +99,8 @@ def payload(body: bytes, content_type: str) -> Any:
             return strict_json.loads(body)
         except ValueError as exc:
             raise Invalid(f"the body says it is JSON but is not: {exc}") from None
+    if b"\x00" in body:  # kept as text, it could not be stored (PostgreSQL holds no NUL)
+        raise Invalid("the body holds a NUL byte; send text without one, or JSON, or base64")
     return body.decode("utf-8", errors="replace")
 
 

@@ -272,6 +272,37 @@ async def test_lone_surrogates_are_refused(gateway: GatewayClient, encoded: byte
     assert fine.status_code == 204
 
 
+async def test_a_nul_character_is_refused_wherever_it_is(gateway: GatewayClient) -> None:
+    """PostgreSQL stores no NUL in text or JSON: before, a trigger named with one was a 500 there
+    (found by the API fuzz test)."""
+    for body in (
+        b'{"id": "t:nul", "name": "a\\u0000b", "type": "FIRE_AND_FORGET"}',
+        b'{"id": "t:nul", "name": "ok", "type": "FIRE_AND_FORGET", "exampleInput": {"k\\u0000": 1}}',
+    ):
+        answer = await gateway.http.post(
+            "/beta/triggers", content=body, headers={"content-type": "application/json"}
+        )
+        assert answer.status_code == 400, answer.text
+        assert "NUL character" in error_text(answer)
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    token = b"grant_type=client_credentials&client_id=a%00b&client_secret=x"
+    async with httpx.AsyncClient(base_url=gateway.settings.public_url) as anonymous:
+        refused = await anonymous.post("/oauth/token", content=token, headers=form)
+        assert refused.status_code == 400 and "NUL" in refused.text
+        console = await anonymous.post(
+            "/console/login", content=b"client_id=a%00&client_secret=x", headers=form
+        )
+        assert console.status_code == 400
+    for url in ('/beta/triggers?filters=id eq "a%00b"', "/beta/triggers/a%00b", "/beta/triggers/a%00b/x"):
+        answer = await gateway.http.get(url)
+        assert answer.status_code == 400 and "NUL character" in error_text(answer), url
+    literal = b'{"id": "t:nul", "name": "a\\\\u0000b", "type": "FIRE_AND_FORGET"}'  # a backslash, then u0000
+    kept = await gateway.http.post(
+        "/beta/triggers", content=literal, headers={"content-type": "application/json"}
+    )
+    assert kept.status_code == 201 and kept.json()["name"] == "a\\u0000b"
+
+
 async def test_a_row_stored_with_a_lone_surrogate_is_still_read(tmp_path: Path) -> None:
     """Stored before the gateway refused them (SQLite took them; PostgreSQL's json never did)."""
     invocation_id = str(uuid.uuid4())

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.domain.errors import Conflict
+from gateway.domain.errors import Conflict, Invalid
 from gateway.usecases import webhooks
 from gateway.usecases.webhooks import MAX_HEADER_VALUE, MAX_HEADERS
 from tests.servers import Subscriber, answer
@@ -52,3 +52,13 @@ async def test_recorded_headers_are_capped_in_number_and_length(app: Driver, sub
     assert recorded["x-h-01"] == "v1"
     [delivery] = subscriber.received
     assert delivery.body["_metadata"]["runTriggers"][0]["headers"] == recorded
+
+
+async def test_a_text_body_with_a_nul_byte_is_refused(app: Driver, subscriber: Subscriber) -> None:
+    """Kept as text it could not be stored on PostgreSQL (no NUL in its text or JSON): a 400."""
+    await app.create_trigger("t:nul", type="FIRE_AND_FORGET")
+    sub = await app.subscribe("t:nul", subscriber.endpoint("nul", answer(200, {})))
+    with pytest.raises(Invalid, match="NUL byte"):
+        await app.webhook_call(sub["id"], b"a\x00b", content_type="text/plain")
+    run = await app.webhook_call(sub["id"], b"plain text", content_type="text/plain")
+    assert (await app.final_status(run))["startInvocationInput"]["input"] == {"body": "plain text"}
