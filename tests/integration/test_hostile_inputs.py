@@ -158,11 +158,12 @@ async def test_a_deeply_nested_answer_fails_the_invocation(gateway: GatewayClien
     assert "nested deeper" in status["completeInvocationInput"]["localizedError"]["message"]
 
 
-async def test_ids_with_a_nul_name_nothing_on_either_database(gateway: GatewayClient) -> None:
-    """PostgreSQL's text cannot hold U+0000: such an id must be a 404, not a driver error."""
+async def test_ids_with_a_nul_are_refused_on_either_database(gateway: GatewayClient) -> None:
+    """PostgreSQL's text cannot hold U+0000: such an id is a 400 that says so (it was a 404
+    before NUL was refused wherever it comes in), never a driver error."""
     for path in ("/beta/trigger-invocations/start", "/beta/trigger-invocations/test"):
         response = await gateway.http.post(path, json={"triggerId": "t:\x00", "input": {}})
-        assert response.status_code == 404, response.text
-        assert "does not exist" in response.json()["messages"][0]["text"]
+        assert response.status_code == 400, response.text
+        assert "NUL character" in response.json()["messages"][0]["text"]
     status = await gateway.http.get("/beta/trigger-invocations/a%00b/status")
-    assert status.status_code == 404, status.text
+    assert status.status_code == 400, status.text
