@@ -18,18 +18,19 @@ def outcome(status: str) -> str:
     return status if status in OUTCOMES else "IN_FLIGHT"
 
 
-def per_minute(rows: Sequence[tuple[datetime, str]], now: datetime) -> list[Counter[str]]:
-    """One counter of outcomes per minute, oldest first, the last being the current minute."""
+def per_minute(rows: Sequence[tuple[datetime, str, int]], now: datetime) -> list[Counter[str]]:
+    """One counter of outcomes per minute, oldest first, the last being the current minute,
+    from (a time in the minute, a status, how many)."""
     start = now.replace(second=0, microsecond=0) - timedelta(minutes=MINUTES - 1)
     buckets: list[Counter[str]] = [Counter() for _ in range(MINUTES)]
-    for created, status in rows:
+    for created, status, count in rows:
         index = int((created - start).total_seconds() // 60)
         if 0 <= index < MINUTES:
-            buckets[index][outcome(status)] += 1
+            buckets[index][outcome(status)] += count
     return buckets
 
 
-def svg(rows: Sequence[tuple[datetime, str]], now: datetime) -> str:
+def svg(rows: Sequence[tuple[datetime, str, int]], now: datetime) -> str:
     buckets = per_minute(rows, now)
     peak = max((sum(b.values()) for b in buckets), default=0) or 1
     bars = []

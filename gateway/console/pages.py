@@ -65,7 +65,7 @@ def invocations_live(
     params: Mapping[str, str],
     page_number: int,
     page_size: int,
-    recent: Sequence[tuple[datetime, str]],
+    recent: Sequence[tuple[datetime, str, int]],
     now: datetime,
 ) -> str:
     """The part of the page that refreshes itself: the chart, the table and the pager."""

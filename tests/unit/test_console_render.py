@@ -50,15 +50,15 @@ def test_answer_excerpts_are_masked_even_when_cut_short(excerpt: str, hidden: st
 
 def test_the_chart_counts_each_minute_of_the_last_hour_by_outcome() -> None:
     rows = [
-        (NOW - timedelta(seconds=5), "COMPLETED"),
-        (NOW - timedelta(seconds=10), "FAILED"),
-        (NOW - timedelta(minutes=59), "EXPIRED"),
-        (NOW - timedelta(minutes=61), "COMPLETED"),  # older than the hour: left out
-        (NOW - timedelta(minutes=1), "DISPATCHING"),
+        (NOW - timedelta(seconds=5), "COMPLETED", 3),
+        (NOW - timedelta(seconds=10), "FAILED", 1),
+        (NOW - timedelta(minutes=59), "EXPIRED", 1),
+        (NOW - timedelta(minutes=61), "COMPLETED", 1),  # older than the hour: left out
+        (NOW - timedelta(minutes=1), "DISPATCHING", 1),
     ]
     buckets = chart.per_minute(rows, NOW)
     assert len(buckets) == chart.MINUTES
-    assert buckets[-1] == Counter({"COMPLETED": 1, "FAILED": 1})
+    assert buckets[-1] == Counter({"COMPLETED": 3, "FAILED": 1})
     assert buckets[-2] == Counter({"IN_FLIGHT": 1})
     assert buckets[0] == Counter({"EXPIRED": 1})
     drawn = chart.svg(rows, NOW)
