@@ -37,8 +37,22 @@ def apply_trigger(api: Api, trigger: dict[str, Any]) -> tuple[dict[str, Any], st
     return api.json("PUT", f"/triggers/{segment(trigger['id'])}", json=body), "updated"
 
 
+# The API's largest page (its default): a list is read a page at a time until a short one.
+PAGE = 250
+
+
+def every(api: Api, path: str, params: dict[str, str]) -> list[dict[str, Any]]:
+    """Every item of a list, however many pages it takes."""
+    items: list[dict[str, Any]] = []
+    while True:
+        page = api.json("GET", path, params={**params, "limit": str(PAGE), "offset": str(len(items))})
+        items += page
+        if len(page) < PAGE:
+            return items
+
+
 def list_triggers(api: Api, args: argparse.Namespace) -> None:
-    triggers = api.json("GET", "/triggers", params={"sorters": "id"})
+    triggers = every(api, "/triggers", {"sorters": "id"})
     if args.json:
         render.print_json(triggers)
         return
@@ -50,7 +64,7 @@ def list_subscriptions(api: Api, args: argparse.Namespace) -> None:
     params = {"sorters": "triggerId,created"}
     if args.trigger:
         params["filters"] = f"triggerId eq {quoted(args.trigger)}"
-    subscriptions = api.json("GET", "/trigger-subscriptions", params=params)
+    subscriptions = every(api, "/trigger-subscriptions", params)
     if args.json:
         render.print_json(subscriptions)
         return

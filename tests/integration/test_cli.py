@@ -109,6 +109,17 @@ async def test_define_subscribe_invoke_inspect_and_replay(tmp_path: Path, subscr
         await check_list_and_show(tmp_path, client, notice)
         await check_replay(tmp_path, client, notice, failing, status["id"])
         await check_errors(tmp_path)
+        await check_every_page_is_listed(tmp_path, client)
+
+
+async def check_every_page_is_listed(home: Path, client: GatewayClient) -> None:
+    """More triggers than the API's largest page (250): the list reads every page."""
+    for n in range(251):
+        await client.create_trigger(f"cli:many-{n:03}", name=f"Many {n}", type="FIRE_AND_FORGET")
+    listed = await gateway(home, "triggers", "list", "--json")
+    ids = [t["id"] for t in listed.json()]
+    assert len(ids) == len(set(ids)) > 251  # none twice (the pages do not overlap)
+    assert {f"cli:many-{n:03}" for n in range(251)} <= set(ids)
 
 
 async def define_and_subscribe(home: Path, subscriber: Subscriber) -> tuple[str, str]:
